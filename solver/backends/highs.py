@@ -1,0 +1,110 @@
+"""HiGHS through highspy: the model's arrays are passed straight in (no per-term Python)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..model import MILP
+from ..result import SolutionStatus, SolveResult, Termination, relative_gap
+from .base import SolveOptions
+
+
+class HighsBackend:
+    """Default backend: fastest to build and to reach 0.1% on the England instance."""
+
+    name = "highs"
+    install_hint = "pip install highspy"
+
+    def available(self) -> bool:
+        """True if highspy imports."""
+        try:
+            import highspy  # noqa: F401
+        except Exception:
+            return False
+        return True
+
+    def version(self) -> str:
+        """highspy version."""
+        from importlib.metadata import version
+
+        return version("highspy")
+
+    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
+        """Solve with HiGHS; status read from the model status and the solution info."""
+        import highspy
+
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", bool(options.verbose))
+        h.setOptionValue("time_limit", float(options.time_limit))
+        h.setOptionValue("mip_rel_gap", float(options.mip_gap))
+        h.setOptionValue("random_seed", int(options.seed))
+        if options.threads:
+            h.setOptionValue("threads", int(options.threads))
+
+        lp = highspy.HighsLp()
+        lp.num_col_ = model.n_cols
+        lp.num_row_ = model.n_rows
+        lp.col_cost_ = model.c.astype(float)
+        lp.col_lower_ = model.col_lo
+        lp.col_upper_ = model.col_hi
+        lp.row_lower_ = np.where(np.isfinite(model.row_lo), model.row_lo, -highspy.kHighsInf)
+        lp.row_upper_ = np.where(np.isfinite(model.row_hi), model.row_hi, highspy.kHighsInf)
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.offset_ = float(model.offset)
+        csc = model.A.tocsc()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data.astype(float)
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+            for i in model.integrality
+        ]
+        h.passModel(lp)
+
+        t0 = time.perf_counter()
+        try:
+            h.run()
+        except KeyboardInterrupt:  # pragma: no cover - interactive only
+            pass
+        seconds = time.perf_counter() - t0
+
+        ms = h.getModelStatus()
+        info = h.getInfo()
+        has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        x = np.asarray(h.getSolution().col_value, dtype=float) if has_point else None
+        objective = float(info.objective_function_value) if has_point else None
+        bound = float(info.mip_dual_bound) if model.n_integer else objective
+        if bound is not None and not np.isfinite(bound):
+            bound = None
+        MS = highspy.HighsModelStatus
+        if ms == MS.kOptimal:
+            term, status = Termination.OPTIMAL, SolutionStatus.OPTIMAL
+        elif ms == MS.kInfeasible:
+            term, status = Termination.INFEASIBLE, SolutionStatus.INFEASIBLE
+        elif ms == MS.kTimeLimit:
+            term = Termination.TIME_LIMIT
+            status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.NO_SOLUTION
+        elif ms == MS.kInterrupt:
+            term = Termination.INTERRUPTED
+            status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.NO_SOLUTION
+        elif ms in (MS.kUnbounded, MS.kUnboundedOrInfeasible):
+            term, status = Termination.UNBOUNDED, SolutionStatus.ERROR
+        else:
+            term = Termination.ERROR
+            status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.ERROR
+        return SolveResult(
+            backend=self.name,
+            termination=term,
+            status=status,
+            x=x,
+            objective=objective,
+            bound=bound,
+            gap=relative_gap(objective, bound) if has_point else None,
+            solve_seconds=seconds,
+            solver_version=self.version(),
+            message=h.modelStatusToString(ms),
+            options=options.as_dict(),
+        )
