@@ -1,0 +1,240 @@
+"""An instance: the validated tables of one folder (systems, organisations, projects, costs,
+dependencies, envelope) plus ``instance.toml``. Loading checks every cell and every
+cross-table reference; it never touches a solver. The result is plain, picklable data.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
+from .tables import (
+    CostRow,
+    DependencyRow,
+    EnvelopeRow,
+    OrganisationRow,
+    ProjectRow,
+    SystemRow,
+    read_table,
+)
+
+
+class InstanceMeta(BaseModel):
+    """``instance.toml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    currency: str = Field("GBPm", pattern=r"^GBPm$")
+    years: list[int] = Field(min_length=1, max_length=30)
+    sources: dict[str, str] = Field(default_factory=dict)
+    synthetic: str = ""
+
+
+@dataclass
+class Instance:
+    """Validated instance tables; frames keep ``_row``/``_line`` so later checks can point at a row."""
+
+    name: str
+    root: str
+    years: list[int]
+    systems: pd.DataFrame
+    organisations: pd.DataFrame
+    projects: pd.DataFrame
+    costs: pd.DataFrame
+    dependencies: pd.DataFrame
+    envelope: pd.DataFrame
+    description: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def file(self, table: str) -> str:
+        """Path of one of the instance's tables, for messages."""
+        return str(Path(self.root) / table)
+
+    def profile_length(self) -> pd.Series:
+        """Years in each project's cost profile (max year_offset + 1), indexed by project_id."""
+        return self.costs.groupby("project_id")["year_offset"].max() + 1
+
+
+def read_toml(path: Path) -> dict:
+    """Parse a TOML file safely (tomllib: data only, nothing executed)."""
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text") from None
+
+
+def pydantic_error(path: Path, exc: ValidationError) -> InputError:
+    """One-line ``InputError`` for the first problem pydantic found in a TOML document."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    got = err.get("input")
+    if err["type"] not in ("extra_forbidden", "missing") and not isinstance(got, dict):
+        msg += f" (got {got!r})"
+    return InputError(path, f"key '{loc}': {msg}")
+
+
+def load_instance(folder: str | Path) -> Instance:
+    """Load and validate the instance in ``folder``; raises ``InputError`` on the first problem."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(root, "instance folder not found")
+    meta_path = root / "instance.toml"
+    try:
+        meta = InstanceMeta.model_validate(read_toml(meta_path))
+    except ValidationError as exc:
+        raise pydantic_error(meta_path, exc) from None
+    inst = Instance(
+        name=meta.name,
+        root=str(root),
+        years=list(meta.years),
+        description=meta.description,
+        sources=dict(meta.sources),
+        systems=read_table(root / "systems.csv", SystemRow),
+        organisations=read_table(root / "organisations.csv", OrganisationRow),
+        projects=read_table(root / "projects.csv", ProjectRow),
+        costs=read_table(root / "costs.csv", CostRow),
+        dependencies=read_table(root / "dependencies.csv", DependencyRow),
+        envelope=read_table(root / "envelope.csv", EnvelopeRow),
+    )
+    check_instance(inst, meta_path)
+    return inst
+
+
+def _err(inst: Instance, table: str, frame: pd.DataFrame, idx: int, column: str, rule: str) -> InputError:
+    row = frame.loc[idx]
+    return InputError(inst.file(table), rule, row=int(row["_row"]), line=int(row["_line"]), column=column)
+
+
+def check_instance(inst: Instance, meta_path: Path) -> None:
+    """Cross-table rules: years, references, profiles, start windows, groups, dependency cycles."""
+    years = inst.years
+    if years != list(range(years[0], years[0] + len(years))):
+        raise InputError(meta_path, f"key 'years': must be consecutive years in order (got {years})")
+    env = inst.envelope
+    if env.empty:
+        raise InputError(inst.file("envelope.csv"), "needs one row per year; the table is empty")
+    for i, r in env.iterrows():
+        if r["year"] not in years:
+            raise _err(inst, "envelope.csv", env, i, "year", f"year {r['year']} is not in instance years {years}")
+    missing = sorted(set(years) - set(env["year"]))
+    if missing:
+        raise InputError(inst.file("envelope.csv"), f"no row for year(s) {missing} of the instance years")
+    if inst.systems.empty:
+        raise InputError(inst.file("systems.csv"), "needs at least one system; the table is empty")
+    if inst.projects.empty:
+        raise InputError(inst.file("projects.csv"), "needs at least one project; the table is empty")
+
+    systems = set(inst.systems["system_id"])
+    orgs = inst.organisations
+    for i, r in orgs.iterrows():
+        if r["system_id"] not in systems:
+            raise _err(inst, "organisations.csv", orgs, i, "system_id", f"unknown system '{r['system_id']}'")
+    org_system = dict(zip(orgs["org_id"], orgs["system_id"]))
+
+    pr = inst.projects
+    first, last = years[0], years[-1]
+    plen = inst.profile_length()
+    groups = set(pr["group"].dropna())
+    ids = set(pr["project_id"])
+    clash = sorted(groups & ids)
+    if clash:
+        i = pr.index[pr["group"] == clash[0]][0]
+        raise _err(inst, "projects.csv", pr, i, "group", f"group '{clash[0]}' has the same id as a project")
+    for i, r in pr.iterrows():
+        pid = r["project_id"]
+        org, sysid = r["org_id"], r["system_id"]
+        if org is None and sysid is None:
+            raise _err(inst, "projects.csv", pr, i, "org_id", "needs an org_id, or a system_id for a system-wide project")
+        if org is not None and org not in org_system:
+            raise _err(inst, "projects.csv", pr, i, "org_id", f"unknown organisation '{org}'")
+        if sysid is not None and sysid not in systems:
+            raise _err(inst, "projects.csv", pr, i, "system_id", f"unknown system '{sysid}'")
+        if org is not None and sysid is not None and org_system[org] != sysid:
+            raise _err(inst, "projects.csv", pr, i, "system_id",
+                       f"organisation '{org}' belongs to system '{org_system[org]}', not '{sysid}'")
+        e, l_ = r["earliest_start"], r["latest_start"]
+        if e > l_:
+            raise _err(inst, "projects.csv", pr, i, "earliest_start", f"earliest_start {e} is after latest_start {l_}")
+        for col, y in (("earliest_start", e), ("latest_start", l_)):
+            if not first <= y <= last:
+                raise _err(inst, "projects.csv", pr, i, col, f"start {y} is outside the envelope years {first}-{last}")
+        if pid not in plen.index:
+            raise _err(inst, "projects.csv", pr, i, "project_id", "has no cost profile in costs.csv")
+        n = int(plen[pid])
+        if e + n - 1 > last:
+            raise _err(inst, "projects.csv", pr, i, "earliest_start",
+                       f"a {n}-year cost profile starting {e} runs past the last envelope year {last}; "
+                       "no start year lets the project fit")
+        c = r["committed_start"]
+        if c is not None and not pd.isna(c):
+            c = int(c)
+            if not e <= c <= l_:
+                raise _err(inst, "projects.csv", pr, i, "committed_start",
+                           f"committed_start {c} is outside [earliest_start, latest_start] = [{e}, {l_}]")
+            if c + n - 1 > last:
+                raise _err(inst, "projects.csv", pr, i, "committed_start",
+                           f"a {n}-year cost profile starting {c} runs past the last envelope year {last}")
+
+    co = inst.costs
+    for i, r in co.iterrows():
+        if r["project_id"] not in ids:
+            raise _err(inst, "costs.csv", co, i, "project_id", f"unknown project '{r['project_id']}'")
+
+    dep = inst.dependencies
+    members: dict[str, list[str]] = pr.dropna(subset=["group"]).groupby("group")["project_id"].apply(list).to_dict()
+    edges: dict[str, set[str]] = {}
+    for i, r in dep.iterrows():
+        p, q = r["project_id"], r["requires"]
+        if p not in ids:
+            raise _err(inst, "dependencies.csv", dep, i, "project_id", f"unknown project '{p}'")
+        if q not in ids and q not in members:
+            raise _err(inst, "dependencies.csv", dep, i, "requires", f"unknown project or group '{q}'")
+        targets = members.get(q, [q])
+        if p in targets:
+            raise _err(inst, "dependencies.csv", dep, i, "requires", f"project '{p}' cannot require itself")
+        edges.setdefault(p, set()).update(targets)
+    cycle = _find_cycle(edges)
+    if cycle:
+        i = dep.index[dep["project_id"] == cycle[0]][0]
+        raise _err(inst, "dependencies.csv", dep, i, "requires", "dependency cycle: " + " -> ".join(cycle))
+
+
+def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A dependency cycle as a path p -> ... -> p, or None (iterative DFS)."""
+    state: dict[str, int] = {}
+    for start in sorted(edges):
+        if state.get(start):
+            continue
+        stack = [(start, iter(sorted(edges.get(start, ()))))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(edges.get(nxt, ())))))
+                path.append(nxt)
+    return None

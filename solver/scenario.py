@@ -1,0 +1,206 @@
+"""Scenarios: an instance + a policy model + overrides + solver options, from one TOML file.
+
+Paths resolve relative to the scenario file; unknown keys anywhere are errors; the policy is
+validated after overrides are merged in, so an override can only set a key the model has.
+The resolved ``Scenario`` is plain data (picklable) for batch and cluster runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .backends import DEFAULT_BACKEND, SolveOptions, backend_names
+from .errors import InputError
+from .instance import Instance, load_instance, pydantic_error, read_toml
+from .policy import Policy
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvelopeCut(_Strict):
+    """Take ``amount`` £m from one year's pot ('both' splits it pro rata between the pots)."""
+
+    year: int
+    pot: Literal["capital", "revenue", "both"] = "capital"
+    amount: float = Field(ge=0, allow_inf_nan=False)
+
+
+class EnvelopeChange(_Strict):
+    """Scale the whole envelope, then apply cuts."""
+
+    scale: float = Field(1.0, ge=0, le=100, allow_inf_nan=False)
+    cuts: list[EnvelopeCut] = Field(default_factory=list)
+
+
+class SolverSettings(_Strict):
+    """Solver options as written in a scenario."""
+
+    backend: str = DEFAULT_BACKEND
+    time_limit: float = Field(60.0, gt=0, le=86400, allow_inf_nan=False)
+    mip_gap: float = Field(1e-4, ge=0, le=1, allow_inf_nan=False)
+    threads: int = Field(0, ge=0, le=256)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class ScenarioFile(_Strict):
+    """The TOML document of a scenario."""
+
+    description: str = ""
+    instance: str
+    model: str = "need-first"
+    envelope: EnvelopeChange = EnvelopeChange()
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    solver: SolverSettings = SolverSettings()
+
+
+@dataclass
+class Scenario:
+    """A resolved scenario, ready to formulate."""
+
+    name: str
+    path: str
+    description: str
+    instance: Instance
+    policy: Policy
+    model_path: str
+    envelope: pd.DataFrame
+    solver: SolverSettings
+
+    @property
+    def backend(self) -> str:
+        """Backend named by the scenario (or a CLI override)."""
+        return self.solver.backend
+
+    def solve_options(self) -> SolveOptions:
+        """Options for the backend."""
+        s = self.solver
+        return SolveOptions(time_limit=s.time_limit, mip_gap=s.mip_gap, threads=s.threads, seed=s.seed)
+
+    def with_solver(self, **changes: Any) -> Scenario:
+        """A copy with some solver settings replaced (None values ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "backend" in changes and changes["backend"] not in backend_names():
+            raise InputError(None, f"unknown backend '{changes['backend']}'; choose one of: {', '.join(backend_names())}")
+        try:
+            solver = SolverSettings.model_validate({**self.solver.model_dump(), **changes})
+        except ValidationError as exc:
+            raise pydantic_error(Path(self.path), exc) from None
+        return dataclasses.replace(self, solver=solver)
+
+    def with_envelope(self, envelope: pd.DataFrame) -> Scenario:
+        """A copy with another envelope (used by cut ladders and value-of-money re-solves)."""
+        return dataclasses.replace(self, envelope=envelope.copy())
+
+
+def builtin_models_dir() -> Path:
+    """Folder of the shipped policy models (in the wheel, or the repository's ``models/``)."""
+    packaged = Path(str(resources.files("solver"))) / "_models"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def list_models() -> list[str]:
+    """Names of the built-in policy models."""
+    return sorted(p.stem for p in builtin_models_dir().glob("*.toml"))
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_policy(ref: str, base_dir: Path, overrides: dict[str, Any] | None = None,
+                source: Path | None = None) -> tuple[Policy, Path]:
+    """A policy model by built-in name or by path (relative to ``base_dir``), with overrides merged."""
+    if ref.endswith(".toml") or "/" in ref or "\\" in ref:
+        path = (base_dir / ref).resolve()
+    else:
+        path = builtin_models_dir() / f"{ref}.toml"
+        if not path.is_file():
+            raise InputError(source, f"key 'model': unknown policy model '{ref}'; built-in models: "
+                                     f"{', '.join(list_models())} (or give a path to a .toml file)")
+    data = read_toml(path)
+    try:
+        Policy.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(path, exc) from None
+    if overrides:
+        try:
+            return Policy.model_validate(_deep_merge(data, overrides)), path
+        except ValidationError as exc:
+            err = pydantic_error(source or path, exc)
+            err.rule = err.rule.replace("key '", "key 'overrides.", 1)
+            raise err from None
+    return Policy.model_validate(data), path
+
+
+def apply_envelope_change(instance: Instance, change: EnvelopeChange, source: Path | None) -> pd.DataFrame:
+    """The instance's envelope scaled and cut, one row per year (year, capital, revenue)."""
+    env = instance.envelope[["year", "capital", "revenue"]].copy().reset_index(drop=True)
+    env[["capital", "revenue"]] = env[["capital", "revenue"]] * change.scale
+    for k, cut in enumerate(change.cuts):
+        where = f"envelope.cuts[{k}]"
+        if cut.year not in set(env["year"]):
+            raise InputError(source, f"key '{where}.year': year {cut.year} is not an envelope year "
+                                     f"{list(env['year'])}")
+        i = env.index[env["year"] == cut.year][0]
+        cap, rev = env.at[i, "capital"], env.at[i, "revenue"]
+        if cut.pot == "both":
+            total = cap + rev
+            if cut.amount > total + 1e-9:
+                raise InputError(source, f"key '{where}.amount': cut of £{cut.amount:,.3f}m exceeds the "
+                                         f"{cut.year} envelope of £{total:,.3f}m")
+            share = cap / total if total > 0 else 0.5
+            env.at[i, "capital"] = cap - cut.amount * share
+            env.at[i, "revenue"] = rev - cut.amount * (1 - share)
+        else:
+            have = env.at[i, cut.pot]
+            if cut.amount > have + 1e-9:
+                raise InputError(source, f"key '{where}.amount': cut of £{cut.amount:,.3f}m exceeds the "
+                                         f"{cut.year} {cut.pot} envelope of £{have:,.3f}m")
+            env.at[i, cut.pot] = have - cut.amount
+    env[["capital", "revenue"]] = env[["capital", "revenue"]].clip(lower=0).round(6)
+    return env
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and resolve a scenario file; raises ``InputError`` on the first problem."""
+    path = Path(path)
+    data = read_toml(path)
+    try:
+        doc = ScenarioFile.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(path, exc) from None
+    if doc.solver.backend not in backend_names():
+        raise InputError(path, f"key 'solver.backend': unknown backend '{doc.solver.backend}'; "
+                               f"choose one of: {', '.join(backend_names())}")
+    base = path.resolve().parent
+    instance = load_instance((base / doc.instance).resolve())
+    policy, model_path = load_policy(doc.model, base, doc.overrides, source=path)
+    envelope = apply_envelope_change(instance, doc.envelope, path)
+    return Scenario(
+        name=path.stem,
+        path=str(path),
+        description=doc.description,
+        instance=instance,
+        policy=policy,
+        model_path=str(model_path),
+        envelope=envelope,
+        solver=doc.solver,
+    )

@@ -1,0 +1,249 @@
+"""Read and validate the CSV tables of an instance, one pydantic row model per table.
+
+Each cell is checked for type and range; the first broken cell raises ``InputError`` naming
+file, row, line, column and rule. Cross-table checks (references, cycles, years) live in
+``instance.py``. Nothing here knows about solvers.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+import pandas as pd
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
+
+MONEY_DECIMALS = 3
+
+
+def _money(v: float) -> float:
+    scaled = v * 10**MONEY_DECIMALS
+    if abs(scaled - round(scaled)) > 1e-6 * max(1.0, abs(scaled)):
+        raise ValueError(f"money is in £m with at most {MONEY_DECIMALS} decimals")
+    return round(v, MONEY_DECIMALS)
+
+
+Money = Annotated[float, Field(ge=0, le=1e6), AfterValidator(_money)]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Year = Annotated[int, Field(ge=1900, le=2200)]
+Text = Annotated[str, Field(max_length=300)]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+class SystemRow(_Row):
+    """A system (ICB/ICS)."""
+
+    system_id: Id
+    name: Text
+    region: Text = ""
+    population: Annotated[float, Field(ge=0)]
+    weighted_population: Annotated[float, Field(gt=0)]
+    need_index: Annotated[float, Field(gt=0, le=100)]
+    imd_score: Annotated[float, Field(ge=0)] | None = None
+    local_capital: Money
+    revenue_headroom: Money
+
+
+class OrganisationRow(_Row):
+    """An organisation (trust) inside a system."""
+
+    org_id: Id
+    name: Text
+    system_id: Id
+    org_type: Text = ""
+    category: Annotated[int, Field(ge=0, le=3)]
+    platform: Text = ""
+
+
+class ProjectRow(_Row):
+    """A candidate project."""
+
+    project_id: Id
+    org_id: Id | None = None
+    system_id: Id | None = None
+    name: Text
+    kind: Text = ""
+    platform: Text = ""
+    benefit: Annotated[float, Field(ge=0, le=1e9)]
+    earliest_start: Year
+    latest_start: Year
+    duration_years: Annotated[int, Field(ge=0, le=30)]
+    run_cost: Money
+    match_share: Annotated[float, Field(ge=0, le=1)]
+    mandatory: bool
+    committed_start: Year | None = None
+    withdrawal_cost: Money
+    group: Id | None = None
+
+
+class CostRow(_Row):
+    """One year of a project's cost profile, relative to its start year."""
+
+    project_id: Id
+    year_offset: Annotated[int, Field(ge=0, le=30)]
+    capital: Money
+    revenue: Money
+
+
+class DependencyRow(_Row):
+    """``project_id`` may start only ``lag_years`` after ``requires`` (a project or group) starts."""
+
+    project_id: Id
+    requires: Id
+    lag_years: Annotated[int, Field(ge=0, le=30)]
+
+
+class EnvelopeRow(_Row):
+    """The national envelope for one year."""
+
+    year: Year
+    capital: Money
+    revenue: Money
+
+
+TABLES: dict[str, type[_Row]] = {
+    "systems.csv": SystemRow,
+    "organisations.csv": OrganisationRow,
+    "projects.csv": ProjectRow,
+    "costs.csv": CostRow,
+    "dependencies.csv": DependencyRow,
+    "envelope.csv": EnvelopeRow,
+}
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "systems.csv": ("system_id",),
+    "organisations.csv": ("org_id",),
+    "projects.csv": ("project_id",),
+    "costs.csv": ("project_id", "year_offset"),
+    "dependencies.csv": ("project_id", "requires"),
+    "envelope.csv": ("year",),
+}
+
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+def _required(model: type[_Row]) -> list[str]:
+    return [n for n, f in model.model_fields.items() if f.is_required()]
+
+
+def _describe(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    value = err.get("input")
+    shown = repr(value) if value is not None else "empty"
+    if isinstance(value, str) and len(value) > 40:
+        shown = repr(value[:40] + "…")
+    return f"{msg} (got {shown})"
+
+
+def read_table(path: Path, model: type[_Row]) -> pd.DataFrame:
+    """Read one CSV table, validate every cell against ``model`` and return a typed frame.
+
+    Empty cells are missing values; a BOM and CRLF line ends are accepted. Raises
+    ``InputError`` at the first broken cell, naming file, row (data rows from 1), line and column.
+    """
+    if not path.is_file():
+        raise InputError(path, "required file is missing")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(path, f"file is larger than {MAX_FILE_BYTES // 2**20} MiB")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if "\x00" in text:
+        raise InputError(path, "contains NUL bytes; not a CSV text file")
+    reader = csv.reader(text.splitlines())
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(path, "file is empty; expected a header row") from None
+    header = [h.strip() for h in header]
+    fields = list(model.model_fields)
+    for i, name in enumerate(header):
+        if name not in model.model_fields:
+            raise InputError(path, f"unknown column '{name}'; expected columns: {', '.join(fields)}",
+                             column=name or f"#{i + 1}", row=None, line=1)
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise InputError(path, "column appears twice in the header", column=name, line=1)
+        seen.add(name)
+    for name in _required(model):
+        if name not in header:
+            raise InputError(path, "required column is missing", column=name, line=1)
+
+    records: list[dict[str, Any]] = []
+    key = KEYS.get(path.name)
+    keys_seen: dict[tuple[Any, ...], int] = {}
+    try:
+        for row_no, cells in enumerate(reader, start=1):
+            line = reader.line_num
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if len(cells) != len(header):
+                raise InputError(path, f"has {len(cells)} cells, header has {len(header)}", row=row_no, line=line)
+            raw = {h: (c if c.strip() != "" else None) for h, c in zip(header, cells)}
+            raw = {h: v for h, v in raw.items() if v is not None}
+            try:
+                rec = model.model_validate(raw).model_dump()
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                column = str(err["loc"][0]) if err.get("loc") else None
+                if err.get("type") == "missing":
+                    raise InputError(path, "value is required", row=row_no, line=line, column=column) from None
+                raise InputError(path, _describe(err), row=row_no, line=line, column=column) from None
+            for name, value in rec.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise InputError(path, "must be a finite number", row=row_no, line=line, column=name)
+            if key is not None:
+                k = tuple(rec[c] for c in key)
+                if k in keys_seen:
+                    raise InputError(
+                        path,
+                        f"duplicate {' + '.join(key)} {'/'.join(map(str, k))} (first at row {keys_seen[k]})",
+                        row=row_no, line=line, column=key[0],
+                    )
+                keys_seen[k] = row_no
+            rec["_row"] = row_no
+            rec["_line"] = line
+            records.append(rec)
+    except csv.Error as exc:
+        raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
+    return _frame(records, model)
+
+
+def _is_text(kind: Any) -> bool:
+    """True for str, Annotated[str, ...] and their optional forms."""
+    if kind is str:
+        return True
+    if get_origin(kind) is Annotated:
+        return _is_text(get_args(kind)[0])
+    return any(_is_text(a) for a in get_args(kind) if a is not type(None))
+
+
+def _frame(records: list[dict[str, Any]], model: type[_Row]) -> pd.DataFrame:
+    """Typed frame: text columns hold str or None (never NaN); numbers are int/float/bool, with
+    optional numbers as float (NaN when missing)."""
+    out: dict[str, pd.Series] = {}
+    for name, info in model.model_fields.items():
+        values = [r[name] for r in records]
+        kind = info.annotation
+        if _is_text(kind):
+            out[name] = pd.Series(values, dtype=object)
+        elif kind is bool:
+            out[name] = pd.Series(values, dtype=bool)
+        elif kind is int:
+            out[name] = pd.Series(values, dtype="int64")
+        else:
+            out[name] = pd.Series([float("nan") if v is None else float(v) for v in values], dtype=float)
+    out["_row"] = pd.Series([r["_row"] for r in records], dtype="int64")
+    out["_line"] = pd.Series([r["_line"] for r in records], dtype="int64")
+    return pd.DataFrame(out)
