@@ -1,0 +1,17 @@
+"""Envelope: optimal, audited allocation of a constrained technology envelope.
+
+Public API: ``load_scenario`` → ``solve`` → ``Outcome``; ``tables(outcome)`` gives the output
+DataFrames and ``write_outputs`` writes them. Heavy solver libraries are imported lazily.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import solve  # noqa: E402
+from .instance import load_instance  # noqa: E402
+from .outcome import Outcome  # noqa: E402
+from .report import tables  # noqa: E402
+from .scenario import Scenario, load_scenario  # noqa: E402
+
+__all__ = ["__version__", "load_scenario", "load_instance", "solve", "tables", "Scenario", "Outcome"]

@@ -77,3 +77,9 @@ class AuditError(EnvelopeError):
 
     def __str__(self) -> str:
         return "plan audit failed:\n" + "\n".join(f"  - {v}" for v in self.violations)
+
+
+class NoSolutionError(EnvelopeError):
+    """The solver stopped (time limit, interrupt) before finding any plan."""
+
+    exit_code = 6

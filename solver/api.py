@@ -1,0 +1,71 @@
+"""The Python API, mirroring the CLI: ``load_scenario`` → ``solve`` → ``Outcome`` → tables.
+
+    >>> from solver import load_scenario, solve, tables
+    >>> outcome = solve(load_scenario("instances/tiny/baseline.toml"))
+    >>> tables(outcome)["plan"].head()
+"""
+
+from __future__ import annotations
+
+from .audit import audit
+from .backends import get_backend
+from .checks import obvious_causes
+from .errors import AuditError, BackendError, InfeasibleError, NoSolutionError
+from .formulation import formulate
+from .outcome import Outcome
+from .plan import decode
+from .result import SolutionStatus
+from .scenario import Scenario
+
+
+def solve(
+    scenario: Scenario,
+    *,
+    backend: str | None = None,
+    time_limit: float | None = None,
+    mip_gap: float | None = None,
+    threads: int | None = None,
+    seed: int | None = None,
+) -> Outcome:
+    """Formulate, solve, decode and audit one scenario.
+
+    Raises ``InfeasibleError`` (with causes in the user's terms where cheap to find),
+    ``NoSolutionError`` when the solver stopped before finding any plan, ``BackendError``
+    and ``AuditError`` (a returned plan that breaks a rule).
+    """
+    scenario = scenario.with_solver(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads,
+                                    seed=seed)
+    engine = get_backend(scenario.backend)
+    form = formulate(scenario)
+    result = engine.solve(form.model, scenario.solve_options())
+    if result.status == SolutionStatus.INFEASIBLE:
+        causes = obvious_causes(scenario)
+        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule"
+                              + ("" if causes else " (no single obvious cause found)"), causes)
+    if result.status == SolutionStatus.ERROR:
+        raise BackendError(f"backend {result.backend} failed: {result.message}")
+    if not result.has_solution or result.x is None:
+        raise NoSolutionError(f"{result.backend} stopped ({result.termination.value}) after "
+                              f"{result.solve_seconds:.1f} s without finding any plan; "
+                              "raise the time limit (--time-limit)")
+    decisions = decode(form, result.x)
+    report = audit(scenario, decisions, claimed_objective=result.objective)
+    if not report.ok:
+        raise AuditError(report.violations)
+    return Outcome(
+        scenario=scenario,
+        backend=result.backend,
+        solver_version=result.solver_version,
+        status=result.status,
+        termination=result.termination,
+        objective=report.objective,
+        bound=result.bound,
+        gap=result.gap,
+        build_seconds=form.build_seconds,
+        solve_seconds=result.solve_seconds,
+        model_size=form.model.size(),
+        options=dict(result.options),
+        decisions=decisions,
+        audit=report,
+        message=result.message,
+    )

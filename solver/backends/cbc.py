@@ -1,0 +1,281 @@
+"""CBC through PuLP (the bundled ``cbc`` binary), built term by term from the model's arrays.
+
+Status comes from ``prob.sol_status`` (what CBC wrote on the first line of its solution file),
+never from ``prob.status``: PuLP reports ``Optimal`` after a time limit with an incumbent. The
+one place ``prob.status`` is consulted is to tell "integer infeasible" apart from "stopped with
+nothing": CBC 2.10.3 writes ``Integer infeasible`` for a MIP whose LP relaxation is feasible,
+which PuLP maps to ``sol_status == NoSolutionFound`` but ``status == Infeasible``.
+
+The best bound is not exposed by PuLP, so it is parsed from the CBC log (the final ``Result -``
+block). Measured with CBC 2.10.3 and ``-max``: the block reports ``Objective value`` and
+``Upper bound`` in the *user's* (maximisation) sense, and both exclude the objective constant
+(CBC ignores the MPS objective-row RHS), so the model's ``offset`` is added back here. The bound
+is printed with three decimals only; when CBC claims optimality the bound is clipped to the
+range implied by its own stopping rule, so rounding in the log cannot fake a gap above
+``mip_gap``.
+
+PuLP is imported lazily: ``import pulp`` imports highspy, and keeping it out of module import
+keeps ``import solver.backends.cbc`` cheap and free of the libhighs clash with OR-Tools.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import BackendError
+from ..model import MILP
+from ..result import SolutionStatus, SolveResult, Termination, relative_gap
+from .base import SolveOptions
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pulp
+
+
+def build_pulp_problem(model: MILP) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
+    """The model as a PuLP ``LpProblem`` (maximise), built term by term in Python.
+
+    Columns are named ``x{j}`` and rows ``r{i}`` (``r{i}_lo``/``r{i}_hi`` for ranged rows) so
+    that names are unique and legal whatever the model's labels; infinite row sides are dropped
+    and rows free on both sides are skipped. Returns the problem and the variables in column
+    order.
+    """
+    import pulp
+
+    prob = pulp.LpProblem("envelope", pulp.LpMaximize)
+    variables: list[pulp.LpVariable] = []
+    for j, (lo, hi, is_int) in enumerate(
+        zip(model.col_lo.tolist(), model.col_hi.tolist(), model.integrality.tolist())
+    ):
+        low = lo if math.isfinite(lo) else None
+        up = hi if math.isfinite(hi) else None
+        if is_int:
+            cat = pulp.LpBinary if (low == 0.0 and up == 1.0) else pulp.LpInteger
+        else:
+            cat = pulp.LpContinuous
+        variables.append(prob.add_variable(f"x{j}", low, up, cat=cat))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prob.addVariables(variables)  # so that columns in no row and no objective still exist
+
+    c = model.c
+    nz = np.flatnonzero(c)
+    prob.setObjective(
+        pulp.LpAffineExpression([(variables[j], float(c[j])) for j in nz.tolist()], constant=float(model.offset))
+    )
+
+    A = model.A.tocsr()
+    indptr, indices, data = A.indptr, A.indices.tolist(), A.data.tolist()
+    row_lo, row_hi = model.row_lo.tolist(), model.row_hi.tolist()
+    for i in range(model.n_rows):
+        lo, hi = row_lo[i], row_hi[i]
+        has_lo, has_hi = math.isfinite(lo), math.isfinite(hi)
+        if not (has_lo or has_hi):
+            continue
+        s, e = indptr[i], indptr[i + 1]
+        expr = pulp.LpAffineExpression(list(zip([variables[k] for k in indices[s:e]], data[s:e])))
+        if has_lo and has_hi and lo == hi:
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", hi))
+        elif has_lo and has_hi:
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{i}_lo", lo))
+            prob.addConstraint(pulp.LpConstraint(expr.copy(), pulp.LpConstraintLE, f"r{i}_hi", hi))
+        elif has_lo:
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintGE, f"r{i}", lo))
+        else:
+            prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintLE, f"r{i}", hi))
+    return prob, variables
+
+
+@dataclass
+class CbcLog:
+    """Figures read from the final ``Result -`` block of a CBC log (user sense, no offset)."""
+
+    result_line: str = ""
+    objective: float | None = None
+    bound: float | None = None
+    version: str = ""
+
+
+_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf(?:inity)?)"
+
+
+def parse_cbc_log(text: str) -> CbcLog:
+    """Parse the last ``Result -`` block of a CBC 2.10 log; missing figures stay ``None``."""
+    log = CbcLog()
+    v = re.search(r"^Version:\s*(\S+)", text, re.MULTILINE)
+    if v:
+        log.version = v.group(1)
+    start = text.rfind("Result - ")
+    if start < 0:
+        return log
+    block = text[start:].splitlines()
+    log.result_line = block[0][len("Result - "):].strip()
+    for line in block[1:]:
+        m = re.match(r"\s*(Objective value|Upper bound|Lower bound):\s*" + _NUM, line)
+        if not m:
+            continue
+        value = float(m.group(2))
+        if m.group(1) == "Objective value":
+            log.objective = value
+        else:
+            log.bound = value
+    return log
+
+
+class CbcBackend:
+    """CBC 2.10 via PuLP's bundled binary: the fallback backend that ships with pulp."""
+
+    name = "cbc"
+    install_hint = "pip install pulp"
+
+    def available(self) -> bool:
+        """True if pulp imports and its bundled CBC binary is executable."""
+        try:
+            import pulp
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return bool(pulp.PULP_CBC_CMD(msg=False).available())
+        except Exception:
+            return False
+
+    def version(self) -> str:
+        """pulp version, plus CBC's once a solve has logged it (the binary is not run for this)."""
+        from importlib.metadata import version
+
+        text = f"pulp {version('pulp')}"
+        return f"{text} / CBC {self._cbc_version}" if self._cbc_version else text
+
+    _cbc_version = ""
+
+    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
+        """Build with PuLP, solve with CBC, read status from ``sol_status`` and bound from the log."""
+        import pulp
+
+        prob, variables = build_pulp_problem(model)
+        gap = float(options.mip_gap)
+        # CBC stops when bound - obj < ratio * max(|obj|, |bound|); our gap divides by |obj|, so
+        # ratio = g / (1 + g) guarantees our gap <= g when CBC says "optimal".
+        ratio = gap / (1.0 + gap)
+        extra = []
+        if options.seed > 0:  # 0 would mean "seed from the clock" in CBC; keep CBC's fixed default
+            extra += [f"randomSeed {int(options.seed)}", f"randomCbcSeed {int(options.seed)}"]
+        fd, log_path = tempfile.mkstemp(prefix="envelope-cbc-", suffix=".log")
+        os.close(fd)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                cmd = pulp.PULP_CBC_CMD(
+                    msg=False,  # logPath replaces msg in PuLP; the log is echoed below if verbose
+                    timeLimit=float(options.time_limit),
+                    gapRel=ratio,
+                    threads=int(options.threads) or None,
+                    logPath=log_path,
+                    options=extra,
+                )
+            t0 = time.perf_counter()
+            interrupted = False
+            try:
+                prob.solve(cmd)
+            except KeyboardInterrupt:  # pragma: no cover - interactive only
+                interrupted = True
+            except pulp.PulpSolverError as exc:
+                raise BackendError(f"cbc failed: {exc}; reinstall with: {self.install_hint}") from exc
+            seconds = time.perf_counter() - t0
+            with open(log_path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        finally:
+            try:
+                os.unlink(log_path)
+            except OSError:
+                pass
+        if options.verbose:
+            sys.stdout.write(text)
+        log = parse_cbc_log(text)
+        if log.version:
+            self._cbc_version = log.version
+        if interrupted:  # pragma: no cover - interactive only
+            return self._result(Termination.INTERRUPTED, SolutionStatus.NO_SOLUTION, None, None, None,
+                                seconds, "interrupted", options)
+
+        sol = prob.sol_status
+        has_point = sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+        x = objective = None
+        if has_point:
+            vals = [v.varValue for v in variables]
+            x = np.array([np.nan if v is None else v for v in vals], dtype=float)
+            missing = np.isnan(x)
+            x[missing] = np.clip(0.0, model.col_lo[missing], model.col_hi[missing])
+            objective = model.objective_value(x)
+
+        offset = float(model.offset)
+        if objective is not None and log.objective is not None and offset != 0.0:
+            if abs(objective - log.objective) <= 1e-6 * max(1.0, abs(objective)):
+                offset = 0.0  # this CBC did include the objective constant
+        bound = log.bound + offset if log.bound is not None and math.isfinite(log.bound) else None
+        stopped_by_user = "ctrl-c" in log.result_line.lower()
+        if sol == pulp.LpSolutionOptimal:
+            term, status = Termination.OPTIMAL, SolutionStatus.OPTIMAL
+            assert objective is not None
+            # CBC proved bound - obj < ratio*max(|obj|,|bound|), i.e. bound <= obj + gap*|obj|.
+            hi = objective + gap * abs(objective)
+            bound = objective if bound is None else min(max(bound, objective), hi)
+        elif sol == pulp.LpSolutionIntegerFeasible:
+            term = Termination.INTERRUPTED if stopped_by_user else Termination.TIME_LIMIT
+            status = SolutionStatus.FEASIBLE
+            if bound is not None and objective is not None:
+                bound = max(bound, objective)
+        elif sol == pulp.LpSolutionInfeasible:
+            term, status = Termination.INFEASIBLE, SolutionStatus.INFEASIBLE
+        elif sol == pulp.LpSolutionUnbounded:
+            term, status = Termination.UNBOUNDED, SolutionStatus.ERROR
+        elif sol == pulp.LpSolutionNoSolutionFound and prob.status == pulp.LpStatusInfeasible:
+            # "Integer infeasible" / pre-processing infeasible: see module docstring.
+            term, status = Termination.INFEASIBLE, SolutionStatus.INFEASIBLE
+        elif sol == pulp.LpSolutionNoSolutionFound:
+            term = Termination.INTERRUPTED if stopped_by_user else Termination.TIME_LIMIT
+            status = SolutionStatus.NO_SOLUTION
+        else:
+            term, status = Termination.ERROR, SolutionStatus.ERROR
+        if not has_point and status != SolutionStatus.NO_SOLUTION:
+            bound = None
+        message = log.result_line or pulp.LpSolution.get(sol, str(sol))
+        return self._result(term, status, x, objective, bound, seconds, message, options)
+
+    def _result(
+        self,
+        term: Termination,
+        status: SolutionStatus,
+        x: np.ndarray | None,
+        objective: float | None,
+        bound: float | None,
+        seconds: float,
+        message: str,
+        options: SolveOptions,
+    ) -> SolveResult:
+        gap = relative_gap(objective, bound) if x is not None else None
+        if status == SolutionStatus.OPTIMAL and gap is not None and gap > options.mip_gap + 1e-9:
+            status = SolutionStatus.FEASIBLE  # never call a plan optimal outside the requested gap
+            message += f" (gap {gap:.3g} above mip_gap)"
+        return SolveResult(
+            backend=self.name,
+            termination=term,
+            status=status,
+            x=x,
+            objective=objective,
+            bound=bound,
+            gap=gap,
+            solve_seconds=seconds,
+            solver_version=self.version(),
+            message=message,
+            options=options.as_dict(),
+        )

@@ -1,0 +1,205 @@
+"""OR-Tools backends: SCIP (through ModelBuilder) and CP-SAT, each solved in a child process.
+
+OR-Tools 9.15 and highspy 1.15 both ship ``libhighs.so.1`` and cannot be loaded into one process
+(``import pulp`` loads highspy eagerly). So ortools is never imported here: the model is pickled
+as plain arrays, ``_ortools_worker.py`` is run as a script by the same interpreter, and the result
+comes back as plain data. The worker is a script rather than a ``multiprocessing`` spawn target
+because spawn re-imports the parent's ``__main__`` in the child (see the worker's docstring).
+
+CP-SAT is integer-only, so the worker scales the model to integers: continuous columns become
+integers in units of 1e-6 (they need finite bounds), each row is multiplied by the smallest power
+of ten up to 1e9 that makes it integral (else rounded at 1e9), right-hand sides are rounded
+conservatively, and the objective is rounded with a correction added to the bound so the bound
+stays valid. The reported objective is recomputed in floating point from the returned x.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+from ..model import MILP
+from ..result import SolutionStatus, SolveResult, Termination, relative_gap
+from .base import SolveOptions
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ortools_worker.py")
+
+
+def _payload(model: MILP, options: SolveOptions) -> dict[str, Any]:
+    A = model.A.tocsr()
+    return {
+        "c": np.asarray(model.c, dtype=float),
+        "col_lo": np.asarray(model.col_lo, dtype=float),
+        "col_hi": np.asarray(model.col_hi, dtype=float),
+        "integrality": np.asarray(model.integrality, dtype=bool),
+        "indptr": np.asarray(A.indptr, dtype=np.int64),
+        "indices": np.asarray(A.indices, dtype=np.int64),
+        "data": np.asarray(A.data, dtype=float),
+        "row_lo": np.asarray(model.row_lo, dtype=float),
+        "row_hi": np.asarray(model.row_hi, dtype=float),
+        "offset": float(model.offset),
+        "options": options.as_dict(),
+    }
+
+
+def run_worker(task: str, payload: dict[str, Any] | None, *, backend: str, timeout: float, verbose: bool) -> dict[str, Any]:
+    """Run ``_ortools_worker.py TASK`` in a fresh interpreter and return its result dict.
+
+    Raises ``BackendError`` if the child fails, crashes or overruns ``timeout``; on
+    ``KeyboardInterrupt`` the child is terminated and the interrupt re-raised.
+    """
+    hint = "pip install ortools"
+    with tempfile.TemporaryDirectory(prefix="envelope-ortools-") as tmp:
+        in_path, out_path = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
+        err_path = os.path.join(tmp, "stderr.txt")
+        with open(in_path, "wb") as fh:
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, WORKER, task, in_path, out_path],
+                stdin=subprocess.DEVNULL,
+                stdout=None if verbose else subprocess.DEVNULL,
+                stderr=err,
+            )
+            try:
+                code = proc.wait(timeout=timeout)
+            except KeyboardInterrupt:
+                _stop(proc)
+                raise
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+                raise BackendError(f"{backend}: the OR-Tools worker did not finish within {timeout:.0f} s") from None
+        if code != 0 or not os.path.exists(out_path):
+            with open(err_path, encoding="utf-8", errors="replace") as fh:
+                tail = fh.read().strip().splitlines()[-3:]
+            detail = " | ".join(tail) if tail else "no output"
+            raise BackendError(
+                f"{backend}: the OR-Tools worker failed (exit code {code}): {detail}; "
+                f"install or repair with: {hint}"
+            )
+        with open(out_path, "rb") as fh:
+            result: dict[str, Any] = pickle.load(fh)
+    return result
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - stubborn child
+        proc.kill()
+        proc.wait()
+
+
+class _OrToolsBackend:
+    """Shared child-process plumbing; subclasses set ``name``, ``_task`` and ``_statuses``."""
+
+    name = ""
+    install_hint = "pip install ortools"
+    _task = ""
+    #: solver status name -> (termination, status when no point is returned)
+    _statuses: dict[str, tuple[Termination, SolutionStatus]] = {}
+
+    def available(self) -> bool:
+        """True if ortools is installed; checked without importing it (see module docstring)."""
+        return importlib.util.find_spec("ortools") is not None
+
+    def version(self) -> str:
+        """Installed ortools version."""
+        from importlib.metadata import version
+
+        return version("ortools")
+
+    def _check(self, model: MILP) -> None:
+        """Raise ``BackendError`` for models this backend cannot take."""
+
+    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
+        """Solve in a child process and normalise the result."""
+        self._check(model)
+        timeout = 2.0 * float(options.time_limit) + 120.0  # model build and imports are not in the limit
+        raw = run_worker(self._task, _payload(model, options), backend=self.name, timeout=timeout,
+                         verbose=options.verbose)
+        return self._result(raw, options)
+
+    def _result(self, raw: dict[str, Any], options: SolveOptions) -> SolveResult:
+        name = str(raw.get("status", "ERROR"))
+        x = raw.get("x")
+        objective = raw.get("objective") if x is not None else None
+        bound = raw.get("bound")
+        has_point = x is not None
+        term, status = self._statuses.get(name, (Termination.ERROR, SolutionStatus.ERROR))
+        if has_point and status in (SolutionStatus.NO_SOLUTION, SolutionStatus.ERROR):
+            status = SolutionStatus.FEASIBLE
+        if status == SolutionStatus.INFEASIBLE:
+            bound = None
+        message = str(raw.get("message", name))
+        notes = list(raw.get("notes", []))
+        gap = relative_gap(objective, bound) if has_point else None
+        if status == SolutionStatus.OPTIMAL and (gap is None or gap > options.mip_gap + 1e-9):
+            status = SolutionStatus.FEASIBLE  # never call a plan optimal outside the requested gap
+            notes.append(f"gap {gap if gap is None else f'{gap:.3g}'} above mip_gap")
+        if notes:
+            message += " (" + "; ".join(notes) + ")"
+        return SolveResult(
+            backend=self.name,
+            termination=term,
+            status=status,
+            x=np.asarray(x, dtype=float) if has_point else None,
+            objective=float(objective) if objective is not None else None,
+            bound=float(bound) if bound is not None else None,
+            gap=gap,
+            solve_seconds=float(raw.get("seconds", 0.0)),
+            solver_version=str(raw.get("version", "")),
+            message=message,
+            options=options.as_dict(),
+        )
+
+
+class ScipBackend(_OrToolsBackend):
+    """SCIP through OR-Tools ModelBuilder (arrays passed in with one sparse-matrix call)."""
+
+    name = "scip"
+    _task = "scip"
+    _statuses = {
+        "OPTIMAL": (Termination.OPTIMAL, SolutionStatus.OPTIMAL),
+        "FEASIBLE": (Termination.TIME_LIMIT, SolutionStatus.FEASIBLE),
+        "INFEASIBLE": (Termination.INFEASIBLE, SolutionStatus.INFEASIBLE),
+        "UNBOUNDED": (Termination.UNBOUNDED, SolutionStatus.ERROR),
+        "NOT_SOLVED": (Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION),
+        "CANCELLED_BY_USER": (Termination.INTERRUPTED, SolutionStatus.NO_SOLUTION),
+    }
+
+    def _result(self, raw: dict[str, Any], options: SolveOptions) -> SolveResult:
+        if raw.get("x") is None:
+            raw = {**raw, "bound": None}  # SCIP reports bound 0.0 when it stops with no solution
+        return super()._result(raw, options)
+
+
+class CpSatBackend(_OrToolsBackend):
+    """CP-SAT on an integer-scaled copy of the model (see module docstring)."""
+
+    name = "cpsat"
+    _task = "cpsat"
+    _statuses = {
+        "OPTIMAL": (Termination.OPTIMAL, SolutionStatus.OPTIMAL),
+        "FEASIBLE": (Termination.TIME_LIMIT, SolutionStatus.FEASIBLE),
+        "INFEASIBLE": (Termination.INFEASIBLE, SolutionStatus.INFEASIBLE),
+        "MODEL_INVALID": (Termination.ERROR, SolutionStatus.ERROR),
+        "UNKNOWN": (Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION),
+    }
+
+    def _check(self, model: MILP) -> None:
+        cont = ~np.asarray(model.integrality, dtype=bool)
+        bad = ~(np.isfinite(model.col_lo) & np.isfinite(model.col_hi))
+        if np.any(bad & cont):
+            raise BackendError("cpsat needs finite bounds on continuous variables")
+        if np.any(bad & ~cont):
+            raise BackendError("cpsat needs finite bounds on integer variables")

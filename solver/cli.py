@@ -1,0 +1,136 @@
+"""The ``envelope`` command line: one-line errors, documented exit codes, no tracebacks
+unless ``--debug``.
+
+Exit codes: 0 success; 2 bad input; 3 infeasible; 4 solver backend missing or failed;
+5 plan audit failed (a bug: please report); 6 stopped without any plan (time limit);
+130 interrupted; 1 unexpected error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EnvelopeError, InfeasibleError
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn Envelope errors into one message on stderr and the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except EnvelopeError as exc:
+            if debug:
+                traceback.print_exc()
+            kind = "infeasible" if isinstance(exc, InfeasibleError) else "error"
+            click.echo(f"{kind}: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # an unexpected bug: say so, briefly
+            if debug:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="envelope")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def main(debug: bool) -> None:
+    """Envelope: decide how a constrained technology envelope is split across systems and projects."""
+
+
+def solver_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that solves."""
+    fn = click.option("--seed", type=int, default=None, help="Solver random seed.")(fn)
+    fn = click.option("--threads", type=int, default=None, help="Solver threads (0 = solver default).")(fn)
+    fn = click.option("--gap", "mip_gap", type=float, default=None,
+                      help="Relative MIP gap at which to stop (default from the scenario, else 1e-4).")(fn)
+    fn = click.option("--time-limit", type=float, default=None, help="Seconds (default from the scenario).")(fn)
+    fn = click.option("--backend", type=str, default=None, help="highs, cbc, scip or cpsat.")(fn)
+    return fn
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@_handle_errors
+def validate(scenario: Path) -> None:
+    """Check a scenario, its instance and policy model; solve nothing."""
+    from .checks import obvious_causes
+    from .formulation import formulate
+    from .scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    form = formulate(sc)
+    inst = sc.instance
+    click.echo(f"{scenario}: valid — instance {inst.name} ({len(inst.systems)} systems, "
+               f"{len(inst.organisations)} organisations, {len(inst.projects)} projects, years "
+               f"{inst.years[0]}-{inst.years[-1]}), model {sc.policy.name}; "
+               f"{form.model.n_integer} binaries, {form.model.n_rows} rows")
+    causes = obvious_causes(sc)
+    if causes:
+        raise InfeasibleError(f"{scenario}: cannot be satisfied", causes)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: out/<scenario name>).")
+@solver_options
+@_handle_errors
+def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: float | None,
+          mip_gap: float | None, threads: int | None, seed: int | None) -> None:
+    """Solve a scenario, print a summary and write plan.csv, systems.csv, misses.csv, budget.csv,
+    summary.json and timing.json."""
+    from .api import solve as run_solve
+    from .outputs import write_folder
+    from .report import format_summary, summary, tables, timings
+    from .scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    outcome = run_solve(sc, backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
+    t = tables(outcome)
+    target = output if output is not None else Path("out") / sc.name
+    files: dict[str, Any] = {f"{k}.csv": v for k, v in t.items()}
+    files["summary.json"] = summary(outcome)
+    files["timing.json"] = timings(outcome)
+    written = write_folder(target, files)
+    click.echo(format_summary(outcome, t))
+    click.echo(f"\nWrote {', '.join(files)} to {written}")
+
+
+@main.command("models")
+def list_models_cmd() -> None:
+    """List the built-in policy models."""
+    from .scenario import list_models
+
+    for name in list_models():
+        click.echo(name)
+
+
+@main.command("backends")
+def list_backends_cmd() -> None:
+    """List solver backends and whether each is installed."""
+    from .backends import available_backends, backend_names
+
+    ok = set(available_backends())
+    for name in backend_names():
+        click.echo(f"{name:6} {'available' if name in ok else 'not installed'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,32 @@
+"""The outcome of a solve: solver figures, the audited decisions and the accounts. Plain data
+(picklable); reports and output writers read this, never solver objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .audit import AuditReport
+from .plan import Decisions
+from .result import SolutionStatus, Termination
+
+
+@dataclass
+class Outcome:
+    """Everything a report needs about one solved scenario."""
+
+    scenario: object               # solver.scenario.Scenario (typed loosely to keep imports acyclic)
+    backend: str
+    solver_version: str
+    status: SolutionStatus
+    termination: Termination
+    objective: float
+    bound: float | None
+    gap: float | None
+    build_seconds: float
+    solve_seconds: float
+    model_size: dict[str, int]
+    options: dict[str, object]
+    decisions: Decisions
+    audit: AuditReport
+    message: str = ""
+    extra: dict[str, object] = field(default_factory=dict)

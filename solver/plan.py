@@ -1,0 +1,45 @@
+"""A plan as decisions in the user's terms (which project starts when, what was withdrawn, how
+money moved between pots and years), decoded from a solver point. Plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .formulation import Formulation
+
+
+@dataclass
+class Decisions:
+    """The decisions that define a plan; everything else is recomputed from the tables."""
+
+    starts: dict[str, int]
+    withdrawn: list[str] = field(default_factory=list)
+    flex: dict[int, float] = field(default_factory=dict)
+    carry: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def funded(self) -> list[str]:
+        """Funded project ids, sorted."""
+        return sorted(self.starts)
+
+
+def decode(form: Formulation, x: np.ndarray) -> Decisions:
+    """Read decisions off a solver point (binaries rounded; money rounded to 1e-9 £m)."""
+    d = form.data
+    chosen = np.flatnonzero(np.round(x[form.x]) == 1)
+    starts = {str(d.project_ids[d.o_project[o]]): int(d.o_start[o]) for o in chosen}
+    withdrawn: list[str] = []
+    if "withdraw" in form.cols:
+        com = np.flatnonzero(~np.isnan(d.p_committed))
+        withdrawn = sorted(str(d.project_ids[p]) for p, j in zip(com, form.cols["withdraw"]) if round(x[j]) == 1)
+    flex = {}
+    if "flex" in form.cols:
+        flex = {int(y): float(np.round(max(x[j], 0.0), 9)) for y, j in zip(d.years, form.cols["flex"])}
+    carry = {}
+    for pot in ("capital", "revenue"):
+        key = f"carry_{pot}"
+        if key in form.cols:
+            for y, j in zip(d.years[:-1], form.cols[key]):
+                carry[(pot, int(y))] = float(np.round(max(x[j], 0.0), 9))
+    return Decisions(starts=dict(sorted(starts.items())), withdrawn=withdrawn, flex=flex, carry=carry)

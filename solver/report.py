@@ -1,0 +1,327 @@
+"""Tables and the printed summary of an outcome: who is funded, who misses out, money per year
+and pot, each system against its fair share. Reads ``Outcome`` (decisions + accounts) and the
+instance tables only."""
+
+from __future__ import annotations
+
+import platform as _platform
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import pandas as pd
+
+from .accounting import need_weight_of, option_value, project_system
+from .audit import fair_share_amounts
+from .outcome import Outcome
+from .scenario import Scenario
+
+
+def fy(year: int) -> str:
+    """Financial-year label: 2026 → '2026/27'."""
+    return f"{year}/{(year + 1) % 100:02d}"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def best_values(scenario: Scenario) -> dict[str, float]:
+    """Best discounted need-weighted benefit each project could earn (its earliest allowed start)."""
+    weights = need_weight_of(scenario)
+    pr = scenario.instance.projects
+    out = {}
+    for p, b, e, c, dur in pr[["project_id", "benefit", "earliest_start", "committed_start",
+                               "duration_years"]].itertuples(index=False):
+        start = int(c) if c == c else int(e)
+        out[p] = option_value(scenario, weights[p], float(b), start, int(dur))
+    return out
+
+
+def plan_table(outcome: Outcome) -> pd.DataFrame:
+    """One row per funded project and year with money: national/local capital and revenue, run
+    cost, fee (and who pays it)."""
+    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    acc = outcome.audit.accounts
+    assert acc is not None
+    pr = sc.instance.projects.set_index("project_id")
+    psys = project_system(sc)
+    lines = acc.lines.copy()
+    lines.insert(1, "name", lines["project_id"].map(pr["name"]))
+    lines.insert(2, "org_id", lines["project_id"].map(pr["org_id"]))
+    lines.insert(3, "system_id", lines["project_id"].map(psys))
+    lines.insert(4, "kind", lines["project_id"].map(pr["kind"]))
+    lines.insert(5, "platform", lines["project_id"].map(pr["platform"]))
+    lines.insert(6, "start", lines["project_id"].map(outcome.decisions.starts))
+    lines.insert(7, "go_live", lines["start"] + lines["project_id"].map(pr["duration_years"]))
+    lines["run_cost_payer"] = sc.policy.revenue_consequences.payer
+    return lines.sort_values(["project_id", "year"]).reset_index(drop=True)
+
+
+def budget_table(outcome: Outcome) -> pd.DataFrame:
+    """Per year and pot: envelope, spent, transfers, carry-over and what is left unspent."""
+    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    acc = outcome.audit.accounts
+    assert acc is not None
+    dec = outcome.decisions
+    env = sc.envelope.set_index("year")
+    rows = []
+    years = list(sc.instance.years)
+    for i, y in enumerate(years):
+        f = dec.flex.get(y, 0.0)
+        for pot, sign in (("capital", 1.0), ("revenue", -1.0)):
+            c_in = dec.carry.get((pot, years[i - 1]), 0.0) if i else 0.0
+            c_out = dec.carry.get((pot, y), 0.0)
+            spent = acc.pot_spend[(pot, y)]
+            envelope = float(env.at[y, pot])
+            rows.append({
+                "year": y, "pot": pot, "envelope": envelope, "spent": spent,
+                "capital_to_revenue": sign * f, "carried_in": c_in, "carried_out": c_out,
+                "unspent": envelope + c_in - spent - sign * f - c_out,
+            })
+    return pd.DataFrame(rows)
+
+
+def systems_table(outcome: Outcome) -> pd.DataFrame:
+    """Per system: allocation against fair share, funded and unmet need, platforms, trusts left out."""
+    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    acc = outcome.audit.accounts
+    assert acc is not None
+    inst = sc.instance
+    starts = outcome.decisions.starts
+    psys = project_system(sc)
+    share = fair_share_amounts(sc, acc)
+    values = best_values(sc)
+    unmet = _unmet(sc, starts, values)
+    orgs = inst.organisations
+    pr = inst.projects
+    present: dict[str, set[str]] = {}
+    for s, k in zip(orgs["system_id"], orgs["platform"]):
+        if isinstance(k, str) and k:
+            present.setdefault(s, set()).add(k)
+    after = {s: set(v) for s, v in present.items()}
+    for p in starts:
+        k = pr.set_index("project_id").at[p, "platform"]
+        if isinstance(k, str) and k:
+            after.setdefault(psys[p], set()).add(k)
+    left_out = _orgs_left_out(sc, starts)
+    wp = inst.systems["weighted_population"]
+    rows = []
+    for s, name, region, need, w in inst.systems[["system_id", "name", "region", "need_index",
+                                                  "weighted_population"]].itertuples(index=False):
+        cand = [p for p in pr["project_id"] if psys[p] == s]
+        funded = [p for p in cand if p in starts]
+        alloc = acc.allocation.get(s, 0.0)
+        rows.append({
+            "system_id": s, "name": name, "region": region, "need_index": need,
+            "fair_share_pct": 100.0 * w / wp.sum(), "fair_share": share[s], "allocation": alloc,
+            "allocation_to_fair_share": alloc / share[s] if share[s] > 0 else np.nan,
+            "local_capital_peak": max((v for (s2, _), v in acc.local_capital.items() if s2 == s), default=0.0),
+            "headroom_peak": max((v for (s2, _), v in acc.headroom_use.items() if s2 == s), default=0.0),
+            "candidates": len(cand), "funded": len(funded),
+            "need_weighted_benefit_funded": sum(acc.value.get(p, 0.0) for p in funded),
+            "unmet_need": sum(v for p, v in unmet.items() if psys[p] == s),
+            "platforms_before": ";".join(sorted(present.get(s, set()))),
+            "platforms_after": ";".join(sorted(after.get(s, set()))),
+            "trusts_left_out": ";".join(sorted(o for o in left_out if left_out[o] == s)),
+        })
+    return pd.DataFrame(rows).sort_values("system_id").reset_index(drop=True)
+
+
+def _unmet(sc: Scenario, starts: dict[str, int], values: dict[str, float]) -> dict[str, float]:
+    """Need-weighted benefit of unfunded projects; per alternatives group only the best member
+    counts, and nothing when another member is funded."""
+    out: dict[str, float] = {}
+    best_in_group: dict[str, tuple[float, str]] = {}
+    funded_groups = set()
+    pr = sc.instance.projects
+    for p, g in zip(pr["project_id"], pr["group"]):
+        if isinstance(g, str) and g and p in starts:
+            funded_groups.add(g)
+    for p, g in zip(pr["project_id"], pr["group"]):
+        if p in starts:
+            continue
+        if isinstance(g, str) and g:
+            if g in funded_groups:
+                continue
+            if values[p] > best_in_group.get(g, (-1.0, ""))[0]:
+                best_in_group[g] = (values[p], p)
+        else:
+            out[p] = values[p]
+    for v, p in best_in_group.values():
+        out[p] = v
+    return out
+
+
+def _orgs_left_out(sc: Scenario, starts: dict[str, int]) -> dict[str, str]:
+    """Organisations with at least one candidate project and none funded → their system."""
+    pr = sc.instance.projects
+    has_cand: dict[str, str] = {}
+    has_funded = set()
+    for p, o, s in zip(pr["project_id"], pr["org_id"], pr["system_id"]):
+        if isinstance(o, str):
+            has_cand[o] = s if isinstance(s, str) else ""
+            if p in starts:
+                has_funded.add(o)
+    org_sys = dict(zip(sc.instance.organisations["org_id"], sc.instance.organisations["system_id"]))
+    return {o: org_sys[o] for o in has_cand if o not in has_funded}
+
+
+def misses_table(outcome: Outcome) -> pd.DataFrame:
+    """Who misses out: unfunded projects (cost, need-weighted benefit forgone), trusts with candidate
+    projects and nothing funded, systems with nothing funded."""
+    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    inst = sc.instance
+    starts = outcome.decisions.starts
+    psys = project_system(sc)
+    values = best_values(sc)
+    unmet = _unmet(sc, starts, values)
+    cost = inst.costs.assign(total=inst.costs["capital"] + inst.costs["revenue"]).groupby("project_id")["total"].sum()
+    orgs = inst.organisations.set_index("org_id")
+    pr = inst.projects
+    group_funded = {g: p for p, g in zip(pr["project_id"], pr["group"]) if isinstance(g, str) and p in starts}
+    rows = []
+    for p, name, o, kind, g, mand in pr[["project_id", "name", "org_id", "kind", "group",
+                                         "mandatory"]].itertuples(index=False):
+        if p in starts:
+            continue
+        rows.append({
+            "type": "project", "id": p, "name": name, "system_id": psys[p], "org_id": o or "",
+            "category": int(orgs.at[o, "category"]) if isinstance(o, str) else np.nan, "kind": kind,
+            "cost": float(cost.get(p, 0.0)), "need_weighted_benefit": values[p],
+            "counts_as_unmet": p in unmet, "alternative_funded": group_funded.get(g, "") if isinstance(g, str) else "",
+            "withdrawn": p in outcome.decisions.withdrawn,
+        })
+    for o, s in sorted(_orgs_left_out(sc, starts).items()):
+        mine = [p for p, oo in zip(pr["project_id"], pr["org_id"]) if oo == o]
+        rows.append({
+            "type": "organisation", "id": o, "name": orgs.at[o, "name"], "system_id": s, "org_id": o,
+            "category": int(orgs.at[o, "category"]), "kind": "", "cost": float(sum(cost.get(p, 0.0) for p in mine)),
+            "need_weighted_benefit": sum(unmet.get(p, 0.0) for p in mine), "counts_as_unmet": False,
+            "alternative_funded": "", "withdrawn": False,
+        })
+    funded_sys = {psys[p] for p in starts}
+    for s, name in inst.systems[["system_id", "name"]].itertuples(index=False):
+        if s in funded_sys:
+            continue
+        mine = [p for p in pr["project_id"] if psys[p] == s]
+        rows.append({
+            "type": "system", "id": s, "name": name, "system_id": s, "org_id": "", "category": np.nan, "kind": "",
+            "cost": float(sum(cost.get(p, 0.0) for p in mine)),
+            "need_weighted_benefit": sum(unmet.get(p, 0.0) for p in mine), "counts_as_unmet": False,
+            "alternative_funded": "", "withdrawn": False,
+        })
+    order = {"system": 0, "organisation": 1, "project": 2}
+    frame = pd.DataFrame(rows, columns=["type", "id", "name", "system_id", "org_id", "category", "kind", "cost",
+                                        "need_weighted_benefit", "counts_as_unmet", "alternative_funded",
+                                        "withdrawn"])
+    if frame.empty:
+        return frame
+    frame["_o"] = frame["type"].map(order)
+    frame = frame.sort_values(["_o", "need_weighted_benefit", "id"], ascending=[True, False, True])
+    return frame.drop(columns="_o").reset_index(drop=True)
+
+
+def tables(outcome: Outcome) -> dict[str, pd.DataFrame]:
+    """All output tables of an outcome as DataFrames: plan, budget, systems, misses."""
+    return {
+        "plan": plan_table(outcome),
+        "budget": budget_table(outcome),
+        "systems": systems_table(outcome),
+        "misses": misses_table(outcome),
+    }
+
+
+def summary(outcome: Outcome) -> dict[str, object]:
+    """The run's figures as plain JSON-able data (no timings: see ``timings``)."""
+    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    acc = outcome.audit.accounts
+    assert acc is not None
+    budget = budget_table(outcome)
+    return {
+        "scenario": sc.name,
+        "scenario_path": sc.path,
+        "description": sc.description,
+        "instance": sc.instance.name,
+        "model": sc.policy.name,
+        "model_path": sc.model_path,
+        "status": outcome.status.value,
+        "termination": outcome.termination.value,
+        "objective": round(outcome.objective, 6),
+        "bound": None if outcome.bound is None else round(outcome.bound, 6),
+        "gap": None if outcome.gap is None else round(outcome.gap, 8),
+        "solver": {"backend": outcome.backend, "version": outcome.solver_version,
+                   "options": {k: v for k, v in outcome.options.items() if k != "verbose"}},
+        "model_size": outcome.model_size,
+        "audit": {"passed": outcome.audit.ok, "objective_recomputed": round(outcome.audit.objective, 6)},
+        "envelope": [
+            {"year": int(r.year), "pot": r.pot, "envelope": round(r.envelope, 6), "spent": round(r.spent, 6),
+             "unspent": round(r.unspent, 6)} for r in budget.itertuples()
+        ],
+        "funded_projects": len(outcome.decisions.starts),
+        "candidate_projects": int(len(sc.instance.projects)),
+        "withdrawn": list(outcome.decisions.withdrawn),
+        "revenue_tail": {str(y): round(v, 6) for y, v in acc.revenue_tail.items()},
+        "versions": {
+            "envelope-solver": _package_version("envelope-solver"),
+            "python": _platform.python_version(),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+        },
+    }
+
+
+def timings(outcome: Outcome) -> dict[str, float]:
+    """Wall-clock figures of the run (kept apart so that other outputs are reproducible byte for byte)."""
+    return {"build_seconds": round(outcome.build_seconds, 4), "solve_seconds": round(outcome.solve_seconds, 4)}
+
+
+def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -> str:
+    """The short text summary printed by ``envelope solve``."""
+    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    t = t or tables(outcome)
+    gap = "n/a" if outcome.gap is None else f"{100 * outcome.gap:.3f}%"
+    bound = "n/a" if outcome.bound is None else f"{outcome.bound:,.1f}"
+    lines = [
+        f"Scenario {sc.name} — instance {sc.instance.name}, model {sc.policy.name}",
+        f"Status: {outcome.status.value} (termination: {outcome.termination.value}); "
+        f"gap {gap}; objective {outcome.objective:,.1f}, bound {bound}",
+        f"Solver: {outcome.backend} {outcome.solver_version}; build {outcome.build_seconds:.2f} s, "
+        f"solve {outcome.solve_seconds:.2f} s; {outcome.model_size['integer_columns']} binaries, "
+        f"{outcome.model_size['rows']} rows; plan audit passed",
+        "",
+        "Envelope (£m)      envelope     spent   unspent",
+    ]
+    for r in t["budget"].itertuples():
+        lines.append(f"  {fy(r.year)} {r.pot:<8} {r.envelope:10,.1f} {r.spent:9,.1f} {r.unspent:9,.1f}")
+    tail = outcome.audit.accounts.revenue_tail if outcome.audit.accounts else {}
+    if tail:
+        first = min(tail)
+        lines.append(f"  revenue tail left behind: £{tail[first]:,.1f}m in {fy(first)}, "
+                     f"£{sum(tail.values()):,.1f}m to {fy(max(tail))}")
+    n_f, n_c = len(outcome.decisions.starts), len(sc.instance.projects)
+    lines += ["", f"Funded {n_f} of {n_c} candidate projects"
+              + (f"; withdrawn commitments: {', '.join(outcome.decisions.withdrawn)}"
+                 if outcome.decisions.withdrawn else "")]
+    m = t["misses"]
+    sysm = m[m["type"] == "system"] if not m.empty else m
+    lines.append(f"Systems with nothing funded: {len(sysm)}"
+                 + (": " + ", ".join(f"{r.id} {r.name}" for r in sysm.itertuples()) if len(sysm) else ""))
+    if not m.empty:
+        low = m[(m["type"] == "organisation") & (m["category"] <= 1)]
+        lines.append(f"Category 0/1 trusts with nothing funded: {len(low)}")
+        for r in low.head(15).itertuples():
+            lines.append(f"  {r.id} {r.name} (category {int(r.category)}, {r.system_id}): "
+                         f"£{r.cost:,.1f}m of candidate projects")
+        if len(low) > 15:
+            lines.append(f"  … and {len(low) - 15} more (misses.csv)")
+        proj = m[(m["type"] == "project") & m["counts_as_unmet"]]
+        lines.append(f"Largest need-weighted benefit left unfunded ({len(proj)} projects):")
+        for r in proj.head(5).itertuples():
+            lines.append(f"  {r.id} {r.name}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f}")
+    s = t["systems"]
+    below = s[s["allocation_to_fair_share"] < 0.5]
+    lines.append(f"Systems below half their fair share: {len(below)}")
+    return "\n".join(lines)
