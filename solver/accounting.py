@@ -1,8 +1,9 @@
 """Money and benefit of a plan, recomputed row by row from the instance tables.
 
-This is deliberately written as plain loops over the tables, sharing nothing with the
-vectorised formulation, so that the audit (``audit.py``) is an independent second computation
-of every figure the solver claims. Reports read these tables too.
+This is deliberately written as plain loops over the tables (read once into dictionaries by
+``view``), sharing nothing with the vectorised formulation, so that the audit (``audit.py``)
+is an independent second computation of every figure the solver claims. Reports read these
+figures too.
 """
 
 from __future__ import annotations
@@ -21,17 +22,40 @@ LINE_COLUMNS = [
 
 
 @dataclass
-class Accounts:
-    """Every money line of a plan and the totals the rules are checked against."""
+class Project:
+    """One project's attributes, as plain Python values."""
 
-    lines: pd.DataFrame            # one row per funded project and envelope year it costs money
-    pot_spend: dict[tuple[str, int], float]
-    local_capital: dict[tuple[str, int], float]
-    headroom_use: dict[tuple[str, int], float]
-    allocation: dict[str, float]   # national delivery funding per system, all years
-    value: dict[str, float]        # discounted need-weighted benefit per funded project
-    need_weight: dict[str, float]
-    revenue_tail: dict[int, float]  # run costs of funded projects after the envelope, per year
+    id: str
+    system: str
+    org: str | None
+    platform: str
+    benefit: float
+    earliest: int
+    latest: int
+    duration: int
+    run_cost: float
+    match: float
+    mandatory: bool
+    committed: int | None
+    withdrawal_cost: float
+    group: str
+    profile: dict[int, tuple[float, float]]   # year_offset -> (capital, revenue)
+    need_weight: float
+
+
+@dataclass
+class View:
+    """A scenario's tables as dictionaries, built once and shared by many plan evaluations."""
+
+    years: list[int]
+    projects: dict[str, Project]
+    envelope: dict[tuple[str, int], float]
+    local_capital: dict[str, float]
+    headroom: dict[str, float]
+    weighted_population: dict[str, float]
+    present_platforms: dict[str, set[str]]
+    group_members: dict[str, list[str]]
+    dependencies: list[tuple[str, str, int]]
 
 
 def project_system(scenario: Scenario) -> dict[str, str]:
@@ -69,6 +93,52 @@ def need_weight_of(scenario: Scenario) -> dict[str, float]:
     return out
 
 
+def view(scenario: Scenario) -> View:
+    """Read a scenario's tables into dictionaries (once per scenario)."""
+    inst = scenario.instance
+    psys = project_system(scenario)
+    weights = need_weight_of(scenario)
+    profile: dict[str, dict[int, tuple[float, float]]] = {}
+    for p, k, c, r in inst.costs[["project_id", "year_offset", "capital", "revenue"]].itertuples(index=False):
+        profile.setdefault(p, {})[int(k)] = (float(c), float(r))
+    projects = {}
+    cols = ["project_id", "org_id", "platform", "benefit", "earliest_start", "latest_start", "duration_years",
+            "run_cost", "match_share", "mandatory", "committed_start", "withdrawal_cost", "group"]
+    for p, o, plat, b, e, l_, d, run, m, mand, c, w, g in inst.projects[cols].itertuples(index=False):
+        projects[p] = Project(
+            id=p, system=psys[p], org=o if isinstance(o, str) else None,
+            platform=plat if isinstance(plat, str) else "", benefit=float(b), earliest=int(e), latest=int(l_),
+            duration=int(d), run_cost=float(run), match=float(m), mandatory=bool(mand),
+            committed=int(c) if c == c else None, withdrawal_cost=float(w), group=g if isinstance(g, str) else "",
+            profile=profile.get(p, {}), need_weight=weights[p],
+        )
+    env = {}
+    for y, c, r in scenario.envelope[["year", "capital", "revenue"]].itertuples(index=False):
+        env[("capital", int(y))] = float(c)
+        env[("revenue", int(y))] = float(r)
+    present: dict[str, set[str]] = {s: set() for s in inst.systems["system_id"]}
+    for s, k in zip(inst.organisations["system_id"], inst.organisations["platform"]):
+        if isinstance(k, str) and k:
+            present[s].add(k)
+    members: dict[str, list[str]] = {}
+    for p in projects.values():
+        if p.group:
+            members.setdefault(p.group, []).append(p.id)
+    systems = inst.systems
+    return View(
+        years=list(inst.years),
+        projects=projects,
+        envelope=env,
+        local_capital=dict(zip(systems["system_id"], systems["local_capital"].astype(float))),
+        headroom=dict(zip(systems["system_id"], systems["revenue_headroom"].astype(float))),
+        weighted_population=dict(zip(systems["system_id"], systems["weighted_population"].astype(float))),
+        present_platforms=present,
+        group_members=members,
+        dependencies=[(p, q, int(lag)) for p, q, lag in
+                      inst.dependencies[["project_id", "requires", "lag_years"]].itertuples(index=False)],
+    )
+
+
 def option_value(scenario: Scenario, weight: float, benefit: float, start: int, duration: int) -> float:
     """Discounted, need-weighted benefit of a project started in ``start`` over the horizon."""
     obj = scenario.policy.objective
@@ -81,44 +151,54 @@ def option_value(scenario: Scenario, weight: float, benefit: float, start: int, 
     return obj.benefit_weight * weight * benefit * total
 
 
-def account(scenario: Scenario, dec: Decisions) -> Accounts:
+@dataclass
+class Accounts:
+    """Every money line of a plan and the totals the rules are checked against."""
+
+    lines: list[tuple]             # (project, year, nat cap, loc cap, nat rev, loc rev, run, fee, fee sys, fee centre)
+    pot_spend: dict[tuple[str, int], float]
+    local_capital: dict[tuple[str, int], float]
+    headroom_use: dict[tuple[str, int], float]
+    allocation: dict[str, float]   # national delivery funding per system, all years
+    value: dict[str, float]        # discounted need-weighted benefit per funded project
+    revenue_tail: dict[int, float]  # run costs of funded projects after the envelope, per year
+
+    def lines_frame(self) -> pd.DataFrame:
+        """The money lines as a DataFrame."""
+        return pd.DataFrame(self.lines, columns=LINE_COLUMNS)
+
+
+def account(scenario: Scenario, dec: Decisions, v: View | None = None) -> Accounts:
     """Recompute every money line and total of a plan from the tables."""
-    inst, pol = scenario.instance, scenario.policy
-    years = list(inst.years)
-    last = years[-1]
+    v = v or view(scenario)
+    pol = scenario.policy
+    years = v.years
     horizon_end = years[0] + pol.objective.horizon_years - 1
-    pr = inst.projects.set_index("project_id")
-    profile: dict[str, dict[int, tuple[float, float]]] = {}
-    for p, k, c, r in inst.costs[["project_id", "year_offset", "capital", "revenue"]].itertuples(index=False):
-        profile.setdefault(p, {})[int(k)] = (float(c), float(r))
     rate = pol.fee.rate
     sys_share = {"system": 1.0, "centre": 0.0, "split": pol.fee.system_share}[pol.fee.payer]
     payer = pol.revenue_consequences.payer
-    psys = project_system(scenario)
-    weights = need_weight_of(scenario)
 
     lines = []
     pot = {(q, y): 0.0 for q in ("capital", "revenue") for y in years}
-    loc = {}
-    head = {}
-    alloc = {s: 0.0 for s in inst.systems["system_id"]}
+    loc: dict[tuple[str, int], float] = {}
+    head: dict[tuple[str, int], float] = {}
+    alloc = {s: 0.0 for s in v.local_capital}
     value = {}
-    tail = {y: 0.0 for y in range(last + 1, horizon_end + 1)}
-    for p, start in dec.starts.items():
-        row = pr.loc[p]
-        m = float(row["match_share"]) if pol.match_funding.enabled else 0.0
-        s = psys[p]
-        golive = start + int(row["duration_years"])
-        run = float(row["run_cost"])
+    tail = {y: 0.0 for y in range(years[-1] + 1, horizon_end + 1)}
+    for p_id, start in dec.starts.items():
+        p = v.projects[p_id]
+        m = p.match if pol.match_funding.enabled else 0.0
+        s = p.system
+        golive = start + p.duration
         for y in years:
-            c, r = profile[p].get(y - start, (0.0, 0.0)) if y >= start else (0.0, 0.0)
-            run_y = run if y >= golive else 0.0
+            c, r = p.profile.get(y - start, (0.0, 0.0))
+            run_y = p.run_cost if y >= golive else 0.0
             if c == 0 and r == 0 and run_y == 0:
                 continue
             nc, lc, nr, lr = (1 - m) * c, m * c, (1 - m) * r, m * r
             fee = rate * (nc + nr)
             fs, fc = fee * sys_share, fee * (1 - sys_share)
-            lines.append((p, y, nc, lc, nr, lr, run_y, fee, fs, fc))
+            lines.append((p_id, y, nc, lc, nr, lr, run_y, fee, fs, fc))
             pot[("capital", y)] += nc
             pot[("revenue", y)] += nr + fc + (run_y if payer == "centre" else 0.0)
             loc[(s, y)] = loc.get((s, y), 0.0) + lc
@@ -126,10 +206,9 @@ def account(scenario: Scenario, dec: Decisions) -> Accounts:
             alloc[s] += nc + nr
         for y in tail:
             if y >= golive:
-                tail[y] += run
-        value[p] = option_value(scenario, weights[p], float(row["benefit"]), start, int(row["duration_years"]))
-    for p in dec.withdrawn:
-        pot[(pol.commitments.withdrawal_pot, years[0])] += float(pr.loc[p, "withdrawal_cost"])
-    frame = pd.DataFrame(lines, columns=LINE_COLUMNS)
-    return Accounts(lines=frame, pot_spend=pot, local_capital=loc, headroom_use=head, allocation=alloc,
-                    value=value, need_weight=weights, revenue_tail=tail)
+                tail[y] += p.run_cost
+        value[p_id] = option_value(scenario, p.need_weight, p.benefit, start, p.duration)
+    for p_id in dec.withdrawn:
+        pot[(pol.commitments.withdrawal_pot, years[0])] += v.projects[p_id].withdrawal_cost
+    return Accounts(lines=lines, pot_spend=pot, local_capital=loc, headroom_use=head, allocation=alloc,
+                    value=value, revenue_tail=tail)

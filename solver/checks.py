@@ -19,7 +19,8 @@ def forced_starts(scenario: Scenario) -> dict[str, int | None]:
         if c == c and pol.commitments.mode == "keep":
             out[p] = int(c)
         elif mand and pol.mandatory.enabled:
-            out[p] = int(c) if c == c else (int(e) if e == l_ else None)
+            fixed = c == c and pol.commitments.mode != "ignore"
+            out[p] = int(c) if fixed else (int(e) if e == l_ else None)
     return out
 
 

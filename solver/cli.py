@@ -35,6 +35,9 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             kind = "infeasible" if isinstance(exc, InfeasibleError) else "error"
             click.echo(f"{kind}: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(0)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -133,6 +133,8 @@ def prepare(scenario: Scenario) -> Data:
     # Options: every (project, start) pair, vectorised over the (P, T) grid.
     pp, tt = np.meshgrid(np.arange(nP), years, indexing="ij")
     ok = (tt >= earliest[:, None]) & (tt <= latest[:, None]) & (tt + plen[:, None] - 1 <= tl)
+    if pol.commitments.mode == "ignore":
+        committed = np.full(nP, np.nan)
     has_c = ~np.isnan(committed)
     ok[has_c] &= tt[has_c] == committed[has_c][:, None]
     o_project, o_start = pp[ok], tt[ok]

@@ -94,7 +94,7 @@ class Standardisation(_Strict):
 class Commitments(_Strict):
     """Committed projects (signed MoUs)."""
 
-    mode: Literal["keep", "withdrawable"] = "keep"
+    mode: Literal["keep", "withdrawable", "ignore"] = "keep"
     withdrawal_pot: Literal["capital", "revenue"] = "revenue"
 
 

@@ -48,7 +48,7 @@ def plan_table(outcome: Outcome) -> pd.DataFrame:
     assert acc is not None
     pr = sc.instance.projects.set_index("project_id")
     psys = project_system(sc)
-    lines = acc.lines.copy()
+    lines = acc.lines_frame()
     lines.insert(1, "name", lines["project_id"].map(pr["name"]))
     lines.insert(2, "org_id", lines["project_id"].map(pr["org_id"]))
     lines.insert(3, "system_id", lines["project_id"].map(psys))

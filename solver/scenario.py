@@ -97,6 +97,16 @@ class Scenario:
             raise pydantic_error(Path(self.path), exc) from None
         return dataclasses.replace(self, solver=solver)
 
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
+        """A copy with policy parameters changed (deep-merged and validated like scenario overrides)."""
+        try:
+            policy = Policy.model_validate(_deep_merge(self.policy.model_dump(), overrides))
+        except ValidationError as exc:
+            err = pydantic_error(Path(self.path), exc)
+            err.rule = err.rule.replace("key '", "key 'overrides.", 1)
+            raise err from None
+        return dataclasses.replace(self, policy=policy)
+
     def with_envelope(self, envelope: pd.DataFrame) -> Scenario:
         """A copy with another envelope (used by cut ladders and value-of-money re-solves)."""
         return dataclasses.replace(self, envelope=envelope.copy())

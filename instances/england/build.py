@@ -25,6 +25,7 @@ generated ``README.md`` says for every column which parts are real and which syn
 from __future__ import annotations
 
 import csv
+import inspect
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -47,16 +48,17 @@ YEARS: tuple[int, ...] = (2026, 2027, 2028)
 FIRST, LAST = YEARS[0], YEARS[-1]
 
 # Envelope: a frontline-digitisation-sized national fund (£1.9bn over three years, after the
-# reported cut from £2.6bn), phased down over time, 78% capital.
+# reported cut from £2.6bn), phased down over time, 76% capital.
 ENVELOPE_TOTAL: dict[int, float] = {2026: 700.0, 2027: 650.0, 2028: 550.0}
-CAPITAL_SHARE = 0.78
+CAPITAL_SHARE = 0.76
 
 # The "cut" scenario: £350m of 2026 capital taken back (cf. the £350m cut reported in [002]).
 CUT_YEAR, CUT_POT, CUT_AMOUNT = 2026, "capital", 350.0
 
 # Guard rails checked by asserts at the end of the build.
 MAX_FIXED_SHARE_OF_CUT = 0.40  # mandatory + committed cost per year / cut envelope, per pot
-COMMIT_GREEDY_SHARE = 0.30  # committed projects are only added while this share is respected
+COMMIT_GREEDY_SHARE = 0.35  # committed projects are only added while this share is respected
+COMMIT_LOCAL_SHARE = 0.60  # ... and while each system's local needs stay within this share
 ACCESS_FEE = 0.035  # used only for the conservative revenue-headroom check
 N_COMMITTED = {  # quotas of committed projects (signed MoUs), by kind
     "epr_procurement": 2,
@@ -81,6 +83,8 @@ STREAM = {
     "reprocurement_options": 11,
 }
 
+FAX_MANDATORY_SHARE = 0.27  # share of trusts with a mandatory fax replacement
+FAX_OPTIONAL_SHARE = 0.23  # share of trusts with an optional fax replacement
 P_END_OF_LIFE = 0.50  # share of category 2-3 trusts whose EPR contract ends in the window
 
 # ----------------------------------------------------------------------------------------------
@@ -144,16 +148,31 @@ MATURE_PLATFORMS = frozenset({"Epic", "Oracle Cerner", "Meditech"})
 # shared-care-record vendors are not offered).
 OFFERABLE: dict[str, tuple[str, ...]] = {
     "acute": (
-        "Epic", "Oracle Cerner", "Meditech", "Altera", "System C", "Dedalus", "Nervecentre",
-        "IMS Maxims", "Alcidion", "TPP", "Cambio", "InterSystems",
+        "Epic",
+        "Oracle Cerner",
+        "Meditech",
+        "Altera",
+        "System C",
+        "Dedalus",
+        "Nervecentre",
+        "IMS Maxims",
+        "Alcidion",
+        "Cambio",
+        "InterSystems",
     ),
     "mhc": ("TPP", "Access Group", "Advanced", "Civica", "System C", "Dedalus"),
     "ambulance": ("Cleric", "Ortivus", "Medusa", "Dedalus"),
 }
 # Capital cost factor of a platform relative to a typical EPR ("Epic-like dearer").
 PLATFORM_COST_FACTOR: dict[str, float] = {
-    "Epic": 1.30, "Oracle Cerner": 1.10, "Nervecentre": 0.90, "IMS Maxims": 0.90, "Alcidion": 0.90,
-    "Cambio": 0.90, "InterSystems": 0.95, "TPP": 0.90,
+    "Epic": 1.30,
+    "Oracle Cerner": 1.10,
+    "Nervecentre": 0.90,
+    "IMS Maxims": 0.90,
+    "Alcidion": 0.90,
+    "Cambio": 0.90,
+    "InterSystems": 0.95,
+    "TPP": 0.90,
 }
 # Benefit factor of a platform (richer functionality) relative to a typical EPR.
 PLATFORM_BENEFIT_FACTOR: dict[str, float] = {"Epic": 1.10, "Oracle Cerner": 1.05}
@@ -238,6 +257,7 @@ class Project:
     withdrawal_cost: float = 0.0
     group: str = ""
     requires: list[tuple[str, int]] = field(default_factory=list)
+    new_platform: bool = False  # an EPR option on a platform not yet used in the ICB (not written)
 
     @property
     def total_cost(self) -> float:
@@ -284,12 +304,17 @@ def fmt(x: float | int | None) -> str:
 
 
 def slug(platform: str) -> str:
-    """Upper-case alphanumeric form of a platform name for project ids (``Oracle Cerner`` -> ``ORACLECERNER``)."""
+    """Upper-case alphanumeric platform name for project ids: ``Oracle Cerner`` -> ``ORACLECERNER``."""
     return re.sub(r"[^A-Za-z0-9]", "", platform).upper()
 
 
 def tidy_name(raw: str) -> str:
-    """Re-case an upper-case ODS name: ``KING'S COLLEGE HOSPITAL NHS FOUNDATION TRUST`` -> ``King's College Hospital NHS Foundation Trust``."""
+    """Re-case an upper-case ODS name.
+
+    ``KING'S COLLEGE HOSPITAL NHS FOUNDATION TRUST`` -> ``King's College Hospital NHS Foundation Trust``:
+    every word capitalised, except NHS/ICB/UK (upper case) and and/of/the/for/upon/on/in (lower case
+    unless first); hyphenated parts are treated as words.
+    """
 
     def word(w: str, first: bool) -> str:
         parts = w.split("-")
@@ -301,7 +326,8 @@ def tidy_name(raw: str) -> str:
             elif core.lower() in SMALL_WORDS and not (first and k == 0):
                 out.append(p.lower())
             else:
-                out.append(p[:1].upper() + p[1:].lower() if p[:1].isalpha() else p[:2].upper() + p[2:].lower())
+                lead = 1 if p[:1].isalpha() else 2  # "(COMBINED)" -> "(Combined)"
+                out.append(p[:lead].upper() + p[lead:].lower())
         return "-".join(out)
 
     return " ".join(word(w, i == 0) for i, w in enumerate(raw.split()))
@@ -314,7 +340,11 @@ def profile(rng: np.random.Generator, base: tuple[float, ...], jitter: float = 0
 
 
 def split_costs(
-    rng: np.random.Generator, capital: float, revenue: float, cap_base: tuple[float, ...], rev_base: tuple[float, ...]
+    rng: np.random.Generator,
+    capital: float,
+    revenue: float,
+    cap_base: tuple[float, ...],
+    rev_base: tuple[float, ...],
 ) -> list[tuple[float, float]]:
     """Phase a capital and a revenue total over the years of a profile; rounded, totals preserved to £1k."""
     cw, rw = profile(rng, cap_base), profile(rng, rev_base)
@@ -422,7 +452,8 @@ def size_index(orgs: list[Org]) -> None:
         costs = [o.records_cost_m for o in group if o.records_cost_m > 0]
         m = float(np.median(costs)) if costs else 0.0
         for o in group:
-            o.size = float(np.clip(np.sqrt(o.records_cost_m / m), 0.5, 2.0)) if o.records_cost_m > 0 and m else 1.0
+            known = o.records_cost_m > 0 and m > 0
+            o.size = float(np.clip(np.sqrt(o.records_cost_m / m), 0.5, 2.0)) if known else 1.0
 
 
 def load_orgs(systems: dict[str, System]) -> list[Org]:
@@ -464,14 +495,16 @@ def load_orgs(systems: dict[str, System]) -> list[Org]:
 def epr_reference_capital(org: Org) -> float:
     """Size-based EPR capital before the platform factor, £m.
 
-    Acute: clip(42 x size^0.6, 15, 60). Mental health / community / ambulance: clip(6 x size, 3, 12).
+    Acute: clip(48 x size^0.6, 15, 60). Mental health / community / ambulance: clip(6 x size, 3, 12).
     """
     if org.family == "acute":
-        return float(np.clip(42.0 * org.size**0.6, 15.0, 60.0))
+        return float(np.clip(48.0 * org.size**0.6, 15.0, 60.0))
     return float(np.clip(6.0 * org.size, 3.0, 12.0))
 
 
-def epr_options(org: Org, icb_platforms: Counter[str], national: Counter[str], rng: np.random.Generator) -> list[str]:
+def epr_options(
+    org: Org, icb_platforms: Counter[str], national: Counter[str], rng: np.random.Generator
+) -> list[str]:
     """Platforms offered to a trust that must (re)procure its EPR.
 
     Up to three platforms already used in the trust's ICB (most-used first; ties by national use,
@@ -492,15 +525,15 @@ def epr_options(org: Org, icb_platforms: Counter[str], national: Counter[str], r
 def end_of_life(orgs: list[Org]) -> set[str]:
     """Category 2-3 trusts whose EPR contract is assumed to end in the window (SYNTHETIC).
 
-    Each category-2 or -3 trust with an EPR is drawn with probability P_END_OF_LIFE (the real tracker
-    has a "Contract Expiry (Primary EPR)" field and a "G3 - Reprocuring (End of Life EPR)" stage,
-    but the public extract does not carry them).
+    Each category-2 or -3 trust with an EPR other than Epic (all English Epic deployments are recent)
+    is drawn with probability P_END_OF_LIFE (0.5). The real tracker has a "Contract Expiry (Primary EPR)"
+    field and a "G3 - Reprocuring (End of Life EPR)" stage, but the public extract does not carry them.
     """
     rng = rng_for("reprocurement")
     out = set()
     for o in orgs:
         draw = rng.uniform()
-        if o.category >= 2 and o.platform and draw < P_END_OF_LIFE:
+        if o.category >= 2 and o.platform and o.platform != "Epic" and draw < P_END_OF_LIFE:
             out.add(o.org_id)
     return out
 
@@ -512,7 +545,7 @@ def gen_epr_procurement(orgs: list[Org], reprocure: set[str]) -> list[Project]:
     trusts in ``reprocure`` (stream ``reprocurement_options``). Options: epr_options().
     capital  = reference capital (epr_reference_capital) x platform cost factor x LN(0, 0.08)
     cost years n = 3 when reference capital >= £45m (large acute), else 2; duration_years = n
-    revenue (delivery years: training, backfill, data migration) = capital x U(0.20, 0.30)
+    revenue (delivery years: training, backfill, data migration) = capital x U(0.12, 0.20)
     phasing  capital (0.55, 0.45) or (0.35, 0.40, 0.25); revenue (0.4, 0.6) or (0.2, 0.35, 0.45), +-15%
     run_cost = capital x U(0.05, 0.10) per year after go-live
     benefit  = 0.20 x reference capital x maturity factor (category 0: 1.5, 1: 1.0, 2: 0.6, 3: 0.4)
@@ -540,13 +573,17 @@ def gen_epr_procurement(orgs: list[Org], reprocure: set[str]) -> list[Project]:
             for rank, plat in enumerate(options):
                 new = plat not in by_icb[o.system_id]
                 capital = money(ref * PLATFORM_COST_FACTOR.get(plat, 1.0) * rng.lognormal(0.0, 0.08))
-                revenue = money(capital * rng.uniform(0.20, 0.30))
+                revenue = money(capital * rng.uniform(0.12, 0.20))
                 cap_base, rev_base = (
                     ((0.55, 0.45), (0.4, 0.6)) if n == 2 else ((0.35, 0.40, 0.25), (0.2, 0.35, 0.45))
                 )
                 benefit = (
-                    0.20 * ref * MATURITY_BENEFIT[o.category] * ALIGNMENT_BENEFIT["new" if new else rank]
-                    * PLATFORM_BENEFIT_FACTOR.get(plat, 1.0) * rng.lognormal(0.0, 0.10)
+                    0.20
+                    * ref
+                    * MATURITY_BENEFIT[o.category]
+                    * ALIGNMENT_BENEFIT["new" if new else rank]
+                    * PLATFORM_BENEFIT_FACTOR.get(plat, 1.0)
+                    * rng.lognormal(0.0, 0.10)
                 )
                 projects.append(
                     Project(
@@ -564,6 +601,7 @@ def gen_epr_procurement(orgs: list[Org], reprocure: set[str]) -> list[Project]:
                         match_share=match,
                         costs=split_costs(rng, capital, revenue, cap_base, rev_base),
                         group=f"EPR-{o.org_id}",
+                        new_platform=new,
                     )
                 )
     return projects
@@ -585,7 +623,10 @@ def gen_epr_optimisation(orgs: list[Org]) -> list[Project]:
     for o in orgs:
         if o.category < 1 or not o.platform:
             continue
-        base = np.clip(4.0 * o.size**0.7, 1.5, 8.0) if o.family == "acute" else np.clip(2.0 * o.size, 1.0, 4.0)
+        if o.family == "acute":
+            base = np.clip(4.0 * o.size**0.7, 1.5, 8.0)
+        else:
+            base = np.clip(2.0 * o.size, 1.0, 4.0)
         cost = float(np.clip(base * rng.lognormal(0.0, 0.15), 1.0, 8.0))
         n = 2 if cost >= 3.5 else 1
         capital = money(cost * rng.uniform(0.70, 0.80))
@@ -621,16 +662,21 @@ def gen_extension(orgs: list[Org], reprocure: set[str]) -> list[Project]:
     cost     = acute clip(9 x size^0.7, 4, 16); others clip(4 x size, 2, 7); x LN(0, 0.15)
     capital share U(0.75, 0.85); 2 cost years, phasing (0.5, 0.5); duration_years 2
     run_cost = cost x U(0.04, 0.07); benefit = cost x 0.22 x LN(0, 0.25)
-    match_share from {0.10, ..., 0.30}; earliest_start 2026, latest_start 2027. For a trust whose EPR
-    contract ends (``reprocure``), extending the incumbent EPR is an alternative to re-procuring, so
-    the extension joins the trust's group ``EPR-<org>``.
+    match_share from {0.10, ..., 0.30}; earliest_start 2026, latest_start 2027. A trust whose EPR
+    contract ends (``reprocure``) gets no extension: it re-procures instead.
     """
     rng = rng_for("extension")
     projects = []
     for o in orgs:
         if o.category != 2:
             continue
-        base = np.clip(9.0 * o.size**0.7, 4.0, 16.0) if o.family == "acute" else np.clip(4.0 * o.size, 2.0, 7.0)
+        if o.org_id in reprocure:
+            rng.lognormal(0.0, 0.15, size=3)  # keep the stream aligned with the other trusts
+            continue
+        if o.family == "acute":
+            base = np.clip(9.0 * o.size**0.7, 4.0, 16.0)
+        else:
+            base = np.clip(4.0 * o.size, 2.0, 7.0)
         cost = float(base * rng.lognormal(0.0, 0.15))
         capital = money(cost * rng.uniform(0.75, 0.85))
         revenue = money(cost - capital)
@@ -649,7 +695,6 @@ def gen_extension(orgs: list[Org], reprocure: set[str]) -> list[Project]:
                 run_cost=money(cost * rng.uniform(0.04, 0.07)),
                 match_share=share(rng, 0.10, 0.30),
                 costs=split_costs(rng, capital, revenue, (0.5, 0.5), (0.5, 0.5)),
-                group=f"EPR-{o.org_id}" if o.org_id in reprocure else "",
             )
         )
     return projects
@@ -734,23 +779,26 @@ def gen_digitisation(orgs: list[Org]) -> list[Project]:
 def gen_fax(orgs: list[Org]) -> list[Project]:
     """Fax-machine replacement (``FAX-<org>``).
 
-    Each trust still runs fax machines with probability 0.45; of those, 60% are on the national
-    must-do list (mandatory, so ~27% of trusts), with a deadline: latest_start 2026 or 2027 (50/50).
-    Optional ones may start 2026..2028. cost = U(0.05, 0.30) x (1.5 if acute, capped at 0.3);
-    capital share U(0.3, 0.5); 1 cost year; duration_years 0; run_cost 0; benefit = cost x U(0.3, 0.8);
+    A seeded random permutation of the trusts: the first FAX_MANDATORY_SHARE (27%) are on the
+    national must-do list (mandatory, deadline: latest_start 2026 or 2027, 50/50), the next
+    FAX_OPTIONAL_SHARE (23%) still run fax machines but are not on the list (window 2026..2028); the
+    rest have no fax project. cost = U(0.05, 0.30) x (1.5 if acute), capped at 0.3; capital share
+    U(0.3, 0.5); 1 cost year; duration_years 0; run_cost 0; benefit = cost x U(0.3, 0.8);
     match_share 0 (centrally funded must-do).
     """
     rng = rng_for("fax_replacement")
+    n_mand = round(FAX_MANDATORY_SHARE * len(orgs))
+    n_fax = n_mand + round(FAX_OPTIONAL_SHARE * len(orgs))
+    rank = {o.org_id: int(r) for o, r in zip(orgs, np.argsort(rng.permutation(len(orgs))), strict=True)}
     projects = []
     for o in orgs:
-        has_fax = rng.uniform() < 0.45
-        mandatory = rng.uniform() < 0.60
         deadline = FIRST + int(rng.integers(0, 2))
         cost = min(0.30, rng.uniform(0.05, 0.30) * (1.5 if o.family == "acute" else 1.0))
         capital = money(cost * rng.uniform(0.3, 0.5))
         benefit = money(cost * rng.uniform(0.3, 0.8))
-        if not has_fax:
+        if rank[o.org_id] >= n_fax:
             continue
+        mandatory = rank[o.org_id] < n_mand
         projects.append(
             Project(
                 project_id=f"FAX-{o.org_id}",
@@ -766,7 +814,7 @@ def gen_fax(orgs: list[Org]) -> list[Project]:
                 run_cost=0.0,
                 match_share=0.0,
                 costs=[(capital, money(money(cost) - capital))],
-                mandatory=bool(mandatory),
+                mandatory=mandatory,
             )
         )
     return projects
@@ -872,15 +920,16 @@ def local_load(projects: list[Project]) -> tuple[dict[str, float], dict[str, flo
     return cap, rev
 
 
-def fits(projects: list[Project], systems: dict[str, System], limit: float) -> bool:
-    """True when mandatory + committed projects respect the national and local guard rails."""
+def fits(projects: list[Project], systems: dict[str, System], national: float, local: float) -> bool:
+    """True when mandatory + committed projects use at most ``national`` of the cut envelope (each year
+    and pot) and at most ``local`` of each system's local_capital and revenue_headroom."""
     cut = cut_envelope()
     for y, (cap, rev) in fixed_load(projects).items():
-        if cap > limit * cut[y][0] or rev > limit * cut[y][1]:
+        if cap > national * cut[y][0] or rev > national * cut[y][1]:
             return False
     lcap, lrev = local_load(projects)
-    return all(lcap[s] <= systems[s].local_capital for s in lcap) and all(
-        lrev[s] <= systems[s].revenue_headroom for s in lrev
+    return all(lcap[s] <= local * systems[s].local_capital for s in lcap) and all(
+        lrev[s] <= local * systems[s].revenue_headroom for s in lrev
     )
 
 
@@ -888,11 +937,13 @@ def choose_committed(projects: list[Project], systems: dict[str, System], orgs: 
     """Mark a dozen projects as committed (signed MoUs), start 2026.
 
     Candidates per kind (quotas in N_COMMITTED) are taken in a seeded random order:
-    EPR procurement: the most-used-in-ICB option of a category-0 trust whose profile can start in
-    2026; optimisation, digitisation, cyber: any with 2026 in the window; shared care records: only
-    those without dependencies (their EPRs cannot have started a year earlier). A candidate is
-    accepted only while the guard rails hold with COMMIT_GREEDY_SHARE (tighter than the asserted
-    MAX_FIXED_SHARE_OF_CUT). Committed projects get earliest = latest = committed_start = 2026 and
+    EPR procurement: the most-used-in-ICB option of a category-0 trust (never a platform new to the
+    ICB, which the standardisation rule would forbid); optimisation (OPT only), digitisation, cyber:
+    any with 2026 in the window; shared care records: only those without dependencies (their EPRs
+    cannot have started a year earlier). A candidate is accepted only while mandatory + committed
+    stay within COMMIT_GREEDY_SHARE (35%) of the cut envelope (the build asserts < 40%) and within
+    COMMIT_LOCAL_SHARE (60%) of every system's local capacity (the build asserts <= 100%).
+    Committed projects get earliest = latest = committed_start = 2026 and
     withdrawal_cost = total cost x U(0.10, 0.20).
     """
     rng = rng_for("committed")
@@ -903,7 +954,8 @@ def choose_committed(projects: list[Project], systems: dict[str, System], orgs: 
     for kind, quota in N_COMMITTED.items():
         cands = [p for p in projects if p.kind == kind and p.earliest_start <= FIRST and not p.mandatory]
         if kind == "epr_procurement":
-            cands = [p for p in cands if first_option[p.group] == p.project_id and orgs[p.org_id].category == 0]
+            cands = [p for p in cands if first_option[p.group] == p.project_id and not p.new_platform]
+            cands = [p for p in cands if orgs[p.org_id].category == 0]
         if kind == "shared_care_record":
             cands = [p for p in cands if not p.requires]
         if kind == "epr_optimisation":
@@ -916,7 +968,7 @@ def choose_committed(projects: list[Project], systems: dict[str, System], orgs: 
                 break
             p = cands[int(i)]
             p.committed_start, p.earliest_start, p.latest_start = FIRST, FIRST, FIRST
-            if fits(projects, systems, COMMIT_GREEDY_SHARE):
+            if fits(projects, systems, COMMIT_GREEDY_SHARE, COMMIT_LOCAL_SHARE):
                 p.withdrawal_cost = money(p.total_cost * rng.uniform(0.10, 0.20))
                 taken += 1
             else:
@@ -939,15 +991,22 @@ def check(systems: dict[str, System], orgs: list[Org], projects: list[Project]) 
     for p in projects:
         assert p.system_id in systems
         if p.org_id:
-            assert p.org_id in org_by_id and org_by_id[p.org_id].system_id == p.system_id, p.project_id
+            assert p.org_id in org_by_id, p.project_id
+            assert org_by_id[p.org_id].system_id == p.system_id, p.project_id
         assert FIRST <= p.earliest_start <= p.latest_start <= LAST, p.project_id
-        assert 1 <= len(p.costs) <= 3 and p.latest_start + len(p.costs) - 1 <= LAST, p.project_id
-        assert all(c >= 0 and r >= 0 for c, r in p.costs) and p.total_cost > 0, p.project_id
-        assert 0.0 <= p.match_share <= 0.5 and p.run_cost >= 0 and p.duration_years >= 0, p.project_id
+        assert 1 <= len(p.costs) <= 3, p.project_id
+        assert p.latest_start + len(p.costs) - 1 <= LAST, p.project_id
+        assert all(c >= 0 for c, _ in p.costs), p.project_id
+        assert all(r >= 0 for _, r in p.costs), p.project_id
+        assert p.total_cost > 0, p.project_id
+        assert 0.0 <= p.match_share <= 0.5, p.project_id
+        assert p.run_cost >= 0, p.project_id
+        assert p.duration_years >= 0, p.project_id
         assert p.benefit > 0 or p.kind == "fax_replacement", p.project_id
         assert (p.platform != "") == (p.kind in ("epr_procurement", "epr_optimisation")), p.project_id
         if p.committed_start is not None:
-            assert p.earliest_start <= p.committed_start <= p.latest_start and p.withdrawal_cost > 0
+            assert p.earliest_start <= p.committed_start <= p.latest_start, p.project_id
+            assert p.withdrawal_cost > 0, p.project_id
         else:
             assert p.withdrawal_cost == 0
         for req, lag in p.requires:
@@ -972,6 +1031,9 @@ def check(systems: dict[str, System], orgs: list[Org], projects: list[Project]) 
     for u in sorted(edges):
         if u not in state:
             visit(u)
+    # forced (mandatory or committed) projects never introduce a platform new to their ICB
+    for p in projects:
+        assert not (p.new_platform and (p.mandatory or p.committed_start is not None)), p.project_id
     # guard rails: mandatory + committed fit comfortably inside the CUT envelope, and locally
     cut = cut_envelope()
     for y, (cap, rev) in fixed_load(projects).items():
@@ -981,7 +1043,8 @@ def check(systems: dict[str, System], orgs: list[Org], projects: list[Project]) 
     for s, need in lcap.items():
         assert need <= systems[s].local_capital, f"{s}: local match {need:.2f} > {systems[s].local_capital}"
     for s, need in lrev.items():
-        assert need <= systems[s].revenue_headroom, f"{s}: revenue need {need:.2f} > {systems[s].revenue_headroom}"
+        room = systems[s].revenue_headroom
+        assert need <= room, f"{s}: revenue need {need:.2f} > {room}"
     # demand well exceeds supply
     total_env = sum(c + r for c, r in envelope().values())
     ratio = demand(projects)["mean"] / total_env
@@ -1028,26 +1091,82 @@ def write_tables(systems: dict[str, System], orgs: list[Org], projects: list[Pro
     """Write the seven instance tables."""
     write_csv(
         "systems.csv",
-        ["system_id", "name", "region", "population", "weighted_population", "need_index", "imd_score",
-         "local_capital", "revenue_headroom"],
-        [[s.system_id, s.name, s.region, s.population, s.weighted_population, s.need_index, s.imd_score,
-          s.local_capital, s.revenue_headroom] for _, s in sorted(systems.items())],
+        [
+            "system_id",
+            "name",
+            "region",
+            "population",
+            "weighted_population",
+            "need_index",
+            "imd_score",
+            "local_capital",
+            "revenue_headroom",
+        ],
+        [
+            [
+                s.system_id,
+                s.name,
+                s.region,
+                s.population,
+                s.weighted_population,
+                s.need_index,
+                s.imd_score,
+                s.local_capital,
+                s.revenue_headroom,
+            ]
+            for _, s in sorted(systems.items())
+        ],
     )
     write_csv(
         "organisations.csv",
         ["org_id", "name", "system_id", "org_type", "category", "platform"],
-        [[o.org_id, o.name, o.system_id, o.org_type, o.category, o.platform]
-         for o in sorted(orgs, key=lambda o: o.org_id)],
+        [
+            [o.org_id, o.name, o.system_id, o.org_type, o.category, o.platform]
+            for o in sorted(orgs, key=lambda o: o.org_id)
+        ],
     )
     ps = sorted(projects, key=lambda p: p.project_id)
     write_csv(
         "projects.csv",
-        ["project_id", "org_id", "system_id", "name", "kind", "platform", "benefit", "earliest_start",
-         "latest_start", "duration_years", "run_cost", "match_share", "mandatory", "committed_start",
-         "withdrawal_cost", "group"],
-        [[p.project_id, p.org_id, p.system_id, p.name, p.kind, p.platform, p.benefit, p.earliest_start,
-          p.latest_start, p.duration_years, p.run_cost, p.match_share, p.mandatory, p.committed_start,
-          p.withdrawal_cost, p.group] for p in ps],
+        [
+            "project_id",
+            "org_id",
+            "system_id",
+            "name",
+            "kind",
+            "platform",
+            "benefit",
+            "earliest_start",
+            "latest_start",
+            "duration_years",
+            "run_cost",
+            "match_share",
+            "mandatory",
+            "committed_start",
+            "withdrawal_cost",
+            "group",
+        ],
+        [
+            [
+                p.project_id,
+                p.org_id,
+                p.system_id,
+                p.name,
+                p.kind,
+                p.platform,
+                p.benefit,
+                p.earliest_start,
+                p.latest_start,
+                p.duration_years,
+                p.run_cost,
+                p.match_share,
+                p.mandatory,
+                p.committed_start,
+                p.withdrawal_cost,
+                p.group,
+            ]
+            for p in ps
+        ],
     )
     write_csv(
         "costs.csv",
@@ -1067,23 +1186,26 @@ def write_tables(systems: dict[str, System], orgs: list[Org], projects: list[Pro
 
 
 SOURCES: dict[str, str] = {
-    "icbs": "source/icbs.csv: 42 ICBs; NHS England AIF allocation tool 2024/25 (nhsx/AIF_Allocation_Tool @02c749ad) "
-    "and MHCLG IoD2025 ICB summaries (humaniverse/IMD @ad91a772); OGL v3",
-    "trusts": "source/trusts.csv: 205 active trusts; ODS etr 2025 extract, OHID catchment 2022, NHS England UEC "
-    "sitrep beds and A&E 2024/25, ERIC 2023/24, DSPT 2022/23 (OGL v3)",
+    "icbs": "source/icbs.csv: 42 ICBs; NHS England AIF allocation tool 2024/25 "
+    "(nhsx/AIF_Allocation_Tool @02c749ad) and MHCLG IoD2025 ICB summaries "
+    "(humaniverse/IMD @ad91a772); OGL v3",
+    "trusts": "source/trusts.csv: 205 active trusts; ODS etr 2025 extract, OHID catchment 2022, "
+    "NHS England UEC sitrep beds and A&E 2024/25, ERIC 2023/24, DSPT 2022/23 (OGL v3)",
     "epr_suppliers": "source/trusts.csv primary_epr_supplier: NHS England EPR tracker extract 2024 "
     "(regulate-tech/nhstech @3a65448b); no licence stated",
-    "calibration": "SPEC.md facts: frontline digitisation £1.9bn-£2bn, 19-20 trusts without an EPR, ~20% mature, "
-    "acute EPRs tens of £m",
+    "calibration": "public reports (Digital Health, PublicTechnology, Building Better Healthcare 2015-2025): "
+    "frontline digitisation £1.9bn-£2bn, 19-20 trusts without an EPR, ~20% mature, acute EPRs tens of £m",
+    "licence": "Contains public sector information licensed under the Open Government Licence v3.0. "
+    "The EPR supplier extract has no stated licence (see source/PROVENANCE.md).",
 }
 
 SYNTHETIC_NOTE = (
     "Systems (ICBs) and organisations (trusts) are real: codes, names, ICBs, regions, trust types, EPR "
     "suppliers, populations, weighted populations, need index and IMD. Digital-maturity category is derived "
     "from real fields by a documented heuristic. Everything else is SYNTHETIC, generated by build.py "
-    f"(seed {SEED}) from documented rules: the candidate projects, their costs, phasing, benefits, run costs, "
-    "match shares, start windows, mandatory and committed flags, dependencies, local capital, revenue "
-    "headroom and the envelope. See README.md."
+    f"(seed {SEED}) from documented rules: the candidate projects, their costs, phasing, benefits, "
+    "run costs, match shares, start windows, mandatory and committed flags, dependencies, local capital, "
+    "revenue headroom and the envelope. See README.md."
 )
 
 
@@ -1116,7 +1238,10 @@ def write_toml(systems: dict[str, System], orgs: list[Org]) -> None:
     solver = ["", "[solver]", 'backend = "highs"']
     (HERE / "baseline.toml").write_text("\n".join(base + solver) + "\n", encoding="utf-8")
     cut = [
-        f"description = {toml_str(f'England, need-first, £{CUT_AMOUNT:.0f}m of {CUT_YEAR} {CUT_POT} cut (cf. the strikes cut [002])')}",
+        "description = "
+        + toml_str(
+            f"England, need-first, £{CUT_AMOUNT:.0f}m of {CUT_YEAR} {CUT_POT} cut (cf. the strikes cut)"
+        ),
         'instance = "."',
         'model = "need-first"',
         "",
@@ -1132,55 +1257,266 @@ def write_toml(systems: dict[str, System], orgs: list[Org]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Summary
+# Summary and README
 # ----------------------------------------------------------------------------------------------
 
 
-def summary(systems: dict[str, System], orgs: list[Org], projects: list[Project]) -> dict[str, object]:
-    """Calibration figures (printed and written into README.md)."""
-    env = envelope()
-    cut = cut_envelope()
-    fixed = fixed_load(projects)
+def calibration(systems: dict[str, System], orgs: list[Org], projects: list[Project]) -> list[str]:
+    """Calibration figures as Markdown lines (printed by the build and written into README.md)."""
+    env, cut, fixed = envelope(), cut_envelope(), fixed_load(projects)
     d = demand(projects)
     total_env = sum(c + r for c, r in env.values())
-    platforms_per_icb = [len({o.platform for o in orgs if o.system_id == s and o.platform}) for s in systems]
-    return {
-        "n_systems": len(systems),
-        "n_orgs": len(orgs),
-        "orgs_by_category": dict(sorted(Counter(o.category for o in orgs).items())),
-        "orgs_by_type": dict(sorted(Counter(o.org_type for o in orgs).items())),
-        "n_projects": len(projects),
-        "projects_by_kind": dict(sorted(Counter(p.kind for p in projects).items())),
-        "ext_projects": sum(p.project_id.startswith("EXT-") for p in projects),
-        "n_groups": len({p.group for p in projects if p.group}),
-        "n_dependencies": sum(len(p.requires) for p in projects),
-        "n_mandatory": sum(p.mandatory for p in projects),
-        "n_committed": sum(p.committed_start is not None for p in projects),
-        "cost_by_kind": {
-            k: round(sum(p.total_cost for p in projects if p.kind == k), 1)
-            for k in sorted({p.kind for p in projects})
-        },
-        "demand": {k: round(v, 1) for k, v in d.items()},
-        "demand_capital_mean": round(
-            sum(p.total_capital for p in projects if not p.group)
-            + sum(float(np.mean([q.total_capital for q in projects if q.group == g]))
-                  for g in {p.group for p in projects if p.group}), 1),
-        "envelope_total": round(total_env, 1),
-        "envelope_capital": round(sum(c for c, _ in env.values()), 1),
-        "ratio": {k: round(v / total_env, 2) for k, v in d.items()},
-        "fixed_vs_cut": {
-            y: (round(fixed[y][0], 1), cut[y][0], round(fixed[y][1], 1), cut[y][1]) for y in YEARS
-        },
-        "platforms_per_icb": (min(platforms_per_icb), float(np.median(platforms_per_icb)), max(platforms_per_icb)),
-        "local_capital_total": round(sum(s.local_capital for s in systems.values()), 1),
-        "revenue_headroom_total": round(sum(s.revenue_headroom for s in systems.values()), 1),
-    }
+    groups = sorted({p.group for p in projects if p.group})
+    cap_mean = sum(p.total_capital for p in projects if not p.group) + sum(
+        float(np.mean([q.total_capital for q in projects if q.group == g])) for g in groups
+    )
+    env_cap = sum(c for c, _ in env.values())
+    plats = [len({o.platform for o in orgs if o.system_id == s and o.platform}) for s in systems]
+    cats = Counter(o.category for o in orgs)
+    types = Counter(o.org_type for o in orgs)
+    kinds = Counter(p.kind for p in projects)
+    lcap, lrev = local_load(projects)
+    n = len(orgs)
+    only_new = sum(
+        all(p.new_platform for p in projects if p.group == g and p.kind == "epr_procurement") for g in groups
+    )
+    lines = [
+        f"- Systems: {len(systems)} ICBs; organisations: {n} active trusts "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(types.items()))}).",
+        "- Digital-maturity category: "
+        + ", ".join(f"{c}: {cats[c]} ({100 * cats[c] / n:.0f}%)" for c in range(4))
+        + " (facts: 19-20 trusts without an EPR; ~20% meeting the standard; 132 in group 2 in Nov 2023).",
+        f"- Distinct EPR platforms per ICB: min {min(plats)}, median {float(np.median(plats)):g}, "
+        f"max {max(plats)} (fact: 1 to 9, median 3).",
+        f"- Projects: {len(projects)} ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        + f"; of the epr_optimisation, {sum(p.project_id.startswith('EXT-') for p in projects)} are "
+        f"EXT- extensions); {len(groups)} alternative groups; "
+        f"{sum(p.new_platform for p in projects)} EPR options on a platform new to their ICB; "
+        f"{sum(len(p.requires) for p in projects)} dependencies; "
+        f"{only_new} EPR groups offer only platforms new to their ICB.",
+        f"- Mandatory: {sum(p.mandatory for p in projects)} "
+        f"({100 * sum(p.mandatory for p in projects) / n:.0f}% of trusts, all fax replacement); "
+        f"committed: {sum(p.committed_start is not None for p in projects)} "
+        f"(withdrawal cost £{sum(p.withdrawal_cost for p in projects):.1f}m in total).",
+        "- Candidate cost by kind (all options, £m): "
+        + ", ".join(f"{k} {sum(p.total_cost for p in projects if p.kind == k):,.1f}" for k in sorted(kinds))
+        + ".",
+        f"- Envelope: £{total_env:,.1f}m (capital £{env_cap:,.1f}m, revenue £{total_env - env_cap:,.1f}m): "
+        + ", ".join(f"{y} {c:g} + {r:g}" for y, (c, r) in sorted(env.items()))
+        + ".",
+        f"- Demand, one option per group (£m): cheapest {d['min']:,.1f}, mean {d['mean']:,.1f}, "
+        f"dearest {d['max']:,.1f}, i.e. {d['min'] / total_env:.2f}x / {d['mean'] / total_env:.2f}x / "
+        f"{d['max'] / total_env:.2f}x the envelope (capital alone, mean option: "
+        f"{cap_mean / env_cap:.2f}x the capital envelope).",
+        f"- Mandatory + committed, worst case per year vs the CUT envelope ({CUT_YEAR} {CUT_POT} "
+        f"- £{CUT_AMOUNT:g}m): "
+        + "; ".join(
+            f"{y} capital {fixed[y][0]:.1f} / {cut[y][0]:g} ({100 * fixed[y][0] / cut[y][0]:.0f}%), "
+            f"revenue {fixed[y][1]:.1f} / {cut[y][1]:g} ({100 * fixed[y][1] / cut[y][1]:.0f}%)"
+            for y in YEARS
+        )
+        + f" (asserted < {100 * MAX_FIXED_SHARE_OF_CUT:.0f}%).",
+        f"- Local match of mandatory + committed projects, worst case: at most "
+        f"{max(lcap[s] / systems[s].local_capital for s in lcap):.0%} of a system's local_capital and "
+        f"{max(lrev[s] / systems[s].revenue_headroom for s in lrev):.0%} of its revenue_headroom "
+        f"(asserted <= 100%). Totals: local_capital £{sum(x.local_capital for x in systems.values()):.1f}m "
+        f"a year, revenue_headroom £{sum(x.revenue_headroom for x in systems.values()):.1f}m a year.",
+    ]
+    return lines
 
 
-def print_summary(sm: dict[str, object]) -> None:
-    """Print the calibration summary."""
-    for k, v in sm.items():
-        print(f"{k:>24}: {v}")
+def _doc(fn: object) -> list[str]:
+    """A function's docstring as a fenced text block for README.md."""
+    return ["```text", *(inspect.getdoc(fn) or "").splitlines(), "```", ""]
+
+
+def write_readme(cal: list[str]) -> None:
+    """README.md: what is real and what synthetic, table by table and column by column, with the rules.
+
+    The rule texts are the generator functions' docstrings, so README and code cannot drift apart.
+    """
+    total = sum(ENVELOPE_TOTAL.values())
+    md = [
+        "# England instance",
+        "",
+        "The built-in England instance of Envelope: the 42 integrated care boards (ICBs) and 205 active",
+        "NHS trusts of England, with **synthetic** candidate technology projects, costs and an envelope",
+        "calibrated to the national frontline-digitisation programme (£1.9bn over three years after the",
+        "cut from £2.6bn). Years are financial years named by their first calendar year",
+        f"({FIRST} = {FIRST}/{str(FIRST + 1)[2:]}); money is £m.",
+        "",
+        "> **Generated file.** Every file in this folder except `build.py` and `source/` is written by",
+        "> `python instances/england/build.py` (seed "
+        f"`{SEED}`, numpy `default_rng`, one stream per rule). The build reads only",
+        "> `source/*.csv`, checks itself with asserts and is byte-for-byte reproducible. Edit the rules",
+        "> in `build.py`, not the outputs.",
+        "",
+        "Contains public sector information licensed under the Open Government Licence v3.0.",
+        "The EPR-supplier column comes from an NHS England extract released on request with no stated",
+        "licence; see `source/PROVENANCE.md` before redistributing it.",
+        "",
+        "Scenarios: `baseline.toml` (need-first policy, full envelope) and `cut-350m.toml` (the same",
+        f"with £{CUT_AMOUNT:g}m of {CUT_YEAR} {CUT_POT} withdrawn, cf. the £350m taken from the frontline",
+        "digitisation budget to pay for strikes).",
+        "",
+        "## Calibration summary (generated)",
+        "",
+        *cal,
+        "",
+        "## What is real and what is synthetic",
+        "",
+        "REAL = copied from a public source (see `source/PROVENANCE.md` for repository, commit and",
+        "licence of each column). DERIVED = computed from real fields by a fixed documented rule.",
+        "SYNTHETIC = generated by a seeded rule in `build.py`; the rule is quoted below.",
+        "",
+        "### `instance.toml`",
+        "",
+        "Metadata: name, description, currency, years "
+        f"{list(YEARS)}, `[sources]` (one line per source) and `synthetic` (summary of this page).",
+        "",
+        "### `systems.csv` (42 rows, one per ICB, 2022-March 2026 configuration)",
+        "",
+        "| column | status | source / rule |",
+        "|---|---|---|",
+        "| system_id | REAL | ICB ODS code (e.g. QE1), `source/icbs.csv` icb_code |",
+        "| name | REAL | ICB name |",
+        "| region | REAL | NHS England region name |",
+        "| population | REAL | 2024/25 projected GP-registered population: sum over GP practices of the NHS "
+        "England allocation tool file, rounded to a whole person |",
+        '| weighted_population | REAL | core-services weighted population 2024/25 ("Final WP"), same '
+        "file, rounded |",
+        "| need_index | REAL (DERIVED) | core WP / population (England = 1), 3 decimals |",
+        "| imd_score | REAL | IMD 2025 ICB average score (MHCLG IoD2025 File 13) |",
+        "| local_capital | SYNTHETIC | see rule below |",
+        "| revenue_headroom | SYNTHETIC | see rule below |",
+        "",
+        *_doc(load_systems),
+        "### `organisations.csv` (205 rows: active trusts only; 5 trusts closed in late 2024 are dropped)",
+        "",
+        "| column | status | source / rule |",
+        "|---|---|---|",
+        "| org_id | REAL | trust ODS code |",
+        "| name | REAL | ODS name, re-cased from upper case (`tidy_name`: words capitalised; NHS upper; "
+        "and/of/the/for/upon/on/in lower) |",
+        "| system_id | REAL | ICB of the trust HQ (ODS 2025 extract; TAD, TAF, TAH, TAJ assigned by hand "
+        "from the trust name upstream) |",
+        "| org_type | REAL | EPR extract trust type, mapped: Acute -> acute, Mental Health -> mental_health, "
+        "Community -> community, Mental Health and Community (Combined) -> mental_health_community, "
+        "Ambulance -> ambulance |",
+        "| category | DERIVED | heuristic below, from real EPR supplier, ERIC records type and DSPT status |",
+        "| platform | REAL | primary EPR supplier (NHS England EPR extract, 2024), short name (table below); "
+        'empty for the 20 trusts recorded as "No EPR - in process of getting one" |',
+        "",
+        "Supplier names are shortened: "
+        + "; ".join(f"{k} -> {v}" for k, v in sorted(SUPPLIER_TO_PLATFORM.items()) if v)
+        + ".",
+        "",
+        '**Category heuristic** (frontline digitisation "EPR Group" 0-3; the real group is in NHS',
+        "England's tracker but not in the public extract):",
+        "",
+        *_doc(category),
+        "**Trust size** (drives the synthetic costs):",
+        "",
+        *_doc(size_index),
+        "### `projects.csv` and `costs.csv` (all SYNTHETIC)",
+        "",
+        "Every candidate project, its cost profile and attributes are generated. What is real is only",
+        "*who* gets a candidate: which trust, in which ICB, on which platform, with what category, size,",
+        "records type and DSPT status. Columns: project_id (`EPR-<org>-<PLATFORM>`, `OPT-<org>`,",
+        "`EXT-<org>`, `CYB-<org>`, `DIG-<org>`, `FAX-<org>`, `SCR-<icb>`), org_id (empty for the",
+        "system-wide shared care records), system_id, name, kind, platform (EPR procurement and",
+        "optimisation only), benefit (points a year once live; about £m-equivalent of yearly value,",
+        "financial or not), earliest_start / latest_start, duration_years (start to go-live; benefit and",
+        "run_cost start at start + duration_years), run_cost (£m a year after go-live), match_share",
+        "(share of each year's cost matched locally), mandatory, committed_start, withdrawal_cost, group.",
+        "`costs.csv` holds the capital and revenue per year_offset (0 = start year); every profile fits",
+        f"{FIRST}-{LAST} from latest_start. Money is rounded to £1k; phasing weights are jittered by +-15%.",
+        "U(a, b) is a uniform draw, LN(0, s) a lognormal factor with median 1, clip(x, lo, hi) bounds x.",
+        "",
+        "#### EPR (re)procurement — kind `epr_procurement`, group `EPR-<org>`",
+        "",
+        *_doc(gen_epr_procurement),
+        *_doc(epr_reference_capital),
+        *_doc(epr_options),
+        *_doc(end_of_life),
+        "Platforms offerable by family: "
+        + "; ".join(f"{k}: {', '.join(v)}" for k, v in OFFERABLE.items())
+        + ". Platform capital factors: "
+        + ", ".join(f"{k} {v:g}" for k, v in PLATFORM_COST_FACTOR.items())
+        + " (others 1). Benefit factors: platform "
+        + ", ".join(f"{k} {v:g}" for k, v in PLATFORM_BENEFIT_FACTOR.items())
+        + "; alignment by rank in the ICB "
+        + ", ".join(f"{k}: {v:g}" for k, v in ALIGNMENT_BENEFIT.items())
+        + ".",
+        "",
+        "#### EPR optimisation and extension — kind `epr_optimisation`",
+        "",
+        *_doc(gen_epr_optimisation),
+        *_doc(gen_extension),
+        "#### Cyber remediation — kind `cyber`",
+        "",
+        *_doc(gen_cyber),
+        "#### Paper-records digitisation — kind `digitisation`",
+        "",
+        *_doc(gen_digitisation),
+        "#### Fax replacement — kind `fax_replacement` (the only mandatory projects)",
+        "",
+        *_doc(gen_fax),
+        "#### Shared care record — kind `shared_care_record`",
+        "",
+        *_doc(gen_shared_care_record),
+        "#### Committed projects (signed MoUs)",
+        "",
+        *_doc(choose_committed),
+        "### `dependencies.csv` (SYNTHETIC)",
+        "",
+        "`SCR-<icb>` requires the group `EPR-<org>` of up to two category-0 trusts of its ICB, and",
+        "`DIG-<org>` of a category-0 trust requires `EPR-<org>`; both with lag_years 1 (any funded",
+        "member of the group satisfies the requirement). The graph is checked acyclic.",
+        "",
+        "### `envelope.csv` (SYNTHETIC, calibrated)",
+        "",
+        f"£{total:,.0f}m over {FIRST}-{LAST}, phased "
+        + ", ".join(f"{y} £{t:g}m" for y, t in ENVELOPE_TOTAL.items())
+        + f", each year {CAPITAL_SHARE:.0%} capital and the rest revenue (frontline digitisation: "
+        "£2.6bn cut to £1.9bn-£2bn).",
+        "",
+        "## Guard rails checked by the build",
+        "",
+        "- ids unique, every reference resolves, each org's project is in the org's system, no group id",
+        "  equals a project id, windows and profiles fit the years, dependency graph acyclic;",
+        "- no mandatory or committed project introduces a platform new to its ICB (standardisation);",
+        f"- mandatory + committed cost in each year and pot is below {MAX_FIXED_SHARE_OF_CUT:.0%} of the",
+        "  cut envelope, counting for each project the largest cost it could have in that year:",
+        "",
+        *_doc(fixed_load),
+        "- each system's local needs of its mandatory + committed projects fit its capacity:",
+        "",
+        *_doc(local_load),
+        "- demand (mean option per group) is 3-5 times the envelope.",
+        "",
+        "## Judgement calls and caveats",
+        "",
+        "- The category is a heuristic, not NHS England's actual EPR group, which is not public.",
+        '- Epic, Oracle Cerner and Meditech with DSPT "Standards Met" are treated as mature (category 3);',
+        "  in-house and legacy or non-EPR suppliers as category 1.",
+        "- Besides the category 0-1 procurements, a seeded half of category 2-3 trusts (not on Epic) get",
+        "  re-procurement options for an end-of-life EPR: with per-project costs in the calibrated ranges",
+        "  they are what lifts candidate demand to 3x the envelope (a fifth of bids funded, as in 2015).",
+        "  Their benefit is scaled down (0.6 / 0.4), so need-first funds them last.",
+        "- Category-2 trusts that do not re-procure get a second, larger `EXT-` candidate (EPR extension),",
+        '  matching the tracker\'s "Extend" stage. For category-1 trusts, optimising the current EPR',
+        "  (`OPT-`) is an alternative to re-procuring it, so it sits in the `EPR-<org>` group.",
+        "- TPP is not offered as an acute EPR; ambulance trusts only get ambulance EPR products. Some",
+        "  trusts have only platforms new to their ICB on offer (count in the summary above); under the",
+        "  no-divergence standardisation rule they cannot get a new EPR: the rule biting as intended.",
+        "- Trust sizes for non-acute trusts rest on ERIC medical-records cost, a weak proxy.",
+        "- ICBs are the 42 of 2022-March 2026; the 2026 ICB mergers are not applied.",
+        "- Benefits are points, not cash; only their relative sizes matter to the policies.",
+        "",
+    ]
+    (HERE / "README.md").write_text("\n".join(md), encoding="utf-8")
 
 
 def main() -> None:
@@ -1198,11 +1534,12 @@ def main() -> None:
         + gen_shared_care_record(systems, orgs)
     )
     choose_committed(projects, systems, {o.org_id: o for o in orgs})
-    sm = summary(systems, orgs, projects)
-    print_summary(sm)
     check(systems, orgs, projects)
+    cal = calibration(systems, orgs, projects)
+    print("\n".join(cal))
     write_tables(systems, orgs, projects)
     write_toml(systems, orgs)
+    write_readme(cal)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import signal
 import sys
 import time
 from typing import Any
@@ -106,6 +107,12 @@ def scale_objective(d: np.ndarray, y_absmax: np.ndarray) -> tuple[np.ndarray, in
     return r, S, correction
 
 
+def _ignore_sigint() -> None:
+    """Ignore Ctrl-C outside the solve when running as the worker script (see ``__main__``)."""
+    if __name__ == "__main__":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _rows(p: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
     indptr, indices, data = p["indptr"], p["indices"], p["data"]
     out = []
@@ -135,7 +142,7 @@ def solve_cpsat(p: dict[str, Any]) -> dict[str, Any]:
 
     t_build = time.perf_counter()
     m = cp_model.CpModel()
-    y = [m.new_int_var(int(a), int(b), "") for a, b in zip(lo.tolist(), hi.tolist())]
+    y = [m.new_int_var(int(a), int(b), "") for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
     n_inexact = 0
     for i, (cols, vals, rlo, rhi) in enumerate(_rows(p)):
         if not (math.isfinite(rlo) or math.isfinite(rhi)):
@@ -158,7 +165,8 @@ def solve_cpsat(p: dict[str, Any]) -> dict[str, Any]:
     nz = np.flatnonzero(r)
     has_objective = nz.size > 0
     if has_objective:
-        m.maximize(cp_model.LinearExpr.weighted_sum([y[k] for k in nz.tolist()], [int(v) for v in r[nz].tolist()]))
+        terms = [y[k] for k in nz.tolist()]
+        m.maximize(cp_model.LinearExpr.weighted_sum(terms, [int(v) for v in r[nz].tolist()]))
     if correction > 0.0:
         out["notes"].append(f"objective rounded at scale {S:g}; bound loosened by {correction:.3g}")
     invalid = m.validate()
@@ -177,6 +185,7 @@ def solve_cpsat(p: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     status = solver.solve(m)
     out["seconds"] = time.perf_counter() - t0
+    _ignore_sigint()  # CP-SAT resets SIGINT to the default (kill) handler after solving
     name = solver.status_name(status)
     out["status"] = name
     out["message"] = name
@@ -236,6 +245,7 @@ def solve_scip(p: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     solver.solve(h)
     out["seconds"] = time.perf_counter() - t0
+    _ignore_sigint()
     status = mb.SolveStatus(solver.status())
     out["status"] = status.name
     out["message"] = solver.status_string() or status.name
@@ -281,4 +291,8 @@ if __name__ == "__main__":
     # shadow the real ortools package: drop it before anything imports ortools.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [q for q in sys.path if os.path.abspath(q or os.curdir) != here]
+    # Ctrl-C reaches this process too. CP-SAT and SCIP install their own SIGINT handlers while
+    # solving (they stop and keep the incumbent); outside the solve, ignore it so that the
+    # result is still written and the parent can report the interrupted solve.
+    _ignore_sigint()
     sys.exit(main(sys.argv[1:]))

@@ -54,7 +54,7 @@ def build_pulp_problem(model: MILP) -> tuple[pulp.LpProblem, list[pulp.LpVariabl
     prob = pulp.LpProblem("envelope", pulp.LpMaximize)
     variables: list[pulp.LpVariable] = []
     for j, (lo, hi, is_int) in enumerate(
-        zip(model.col_lo.tolist(), model.col_hi.tolist(), model.integrality.tolist())
+        zip(model.col_lo.tolist(), model.col_hi.tolist(), model.integrality.tolist(), strict=True)
     ):
         low = lo if math.isfinite(lo) else None
         up = hi if math.isfinite(hi) else None
@@ -63,15 +63,13 @@ def build_pulp_problem(model: MILP) -> tuple[pulp.LpProblem, list[pulp.LpVariabl
         else:
             cat = pulp.LpContinuous
         variables.append(prob.add_variable(f"x{j}", low, up, cat=cat))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        prob.addVariables(variables)  # so that columns in no row and no objective still exist
+    # Columns in no row and with zero cost are left out of the problem (PuLP would write their
+    # bounds but not their columns to the MPS file, which CBC rejects); they get no value back.
 
     c = model.c
     nz = np.flatnonzero(c)
-    prob.setObjective(
-        pulp.LpAffineExpression([(variables[j], float(c[j])) for j in nz.tolist()], constant=float(model.offset))
-    )
+    terms = [(variables[j], float(c[j])) for j in nz.tolist()]
+    prob.setObjective(pulp.LpAffineExpression(terms, constant=float(model.offset)))
 
     A = model.A.tocsr()
     indptr, indices, data = A.indptr, A.indices.tolist(), A.data.tolist()
@@ -82,7 +80,8 @@ def build_pulp_problem(model: MILP) -> tuple[pulp.LpProblem, list[pulp.LpVariabl
         if not (has_lo or has_hi):
             continue
         s, e = indptr[i], indptr[i + 1]
-        expr = pulp.LpAffineExpression(list(zip([variables[k] for k in indices[s:e]], data[s:e])))
+        row_vars = [variables[k] for k in indices[s:e]]
+        expr = pulp.LpAffineExpression(list(zip(row_vars, data[s:e], strict=True)))
         if has_lo and has_hi and lo == hi:
             prob.addConstraint(pulp.LpConstraint(expr, pulp.LpConstraintEQ, f"r{i}", hi))
         elif has_lo and has_hi:
@@ -118,7 +117,7 @@ def parse_cbc_log(text: str) -> CbcLog:
     if start < 0:
         return log
     block = text[start:].splitlines()
-    log.result_line = block[0][len("Result - "):].strip()
+    log.result_line = block[0][len("Result - ") :].strip()
     for line in block[1:]:
         m = re.match(r"\s*(Objective value|Upper bound|Lower bound):\s*" + _NUM, line)
         if not m:
@@ -136,6 +135,7 @@ class CbcBackend:
 
     name = "cbc"
     install_hint = "pip install pulp"
+    _cbc_version = ""  # filled from the first log this instance parses
 
     def available(self) -> bool:
         """True if pulp imports and its bundled CBC binary is executable."""
@@ -154,8 +154,6 @@ class CbcBackend:
 
         text = f"pulp {version('pulp')}"
         return f"{text} / CBC {self._cbc_version}" if self._cbc_version else text
-
-    _cbc_version = ""
 
     def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
         """Build with PuLP, solve with CBC, read status from ``sol_status`` and bound from the log."""
@@ -187,6 +185,8 @@ class CbcBackend:
             try:
                 prob.solve(cmd)
             except KeyboardInterrupt:  # pragma: no cover - interactive only
+                # A terminal's Ctrl-C reaches CBC too and stops it, but PuLP no longer reads its
+                # solution file, so nothing comes back.
                 interrupted = True
             except pulp.PulpSolverError as exc:
                 raise BackendError(f"cbc failed: {exc}; reinstall with: {self.install_hint}") from exc
@@ -204,8 +204,16 @@ class CbcBackend:
         if log.version:
             self._cbc_version = log.version
         if interrupted:  # pragma: no cover - interactive only
-            return self._result(Termination.INTERRUPTED, SolutionStatus.NO_SOLUTION, None, None, None,
-                                seconds, "interrupted", options)
+            return self._result(
+                Termination.INTERRUPTED,
+                SolutionStatus.NO_SOLUTION,
+                None,
+                None,
+                None,
+                seconds,
+                "interrupted",
+                options,
+            )
 
         sol = prob.sol_status
         has_point = sol in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
@@ -213,8 +221,11 @@ class CbcBackend:
         if has_point:
             vals = [v.varValue for v in variables]
             x = np.array([np.nan if v is None else v for v in vals], dtype=float)
-            missing = np.isnan(x)
-            x[missing] = np.clip(0.0, model.col_lo[missing], model.col_hi[missing])
+            missing = np.isnan(x)  # columns left out of the problem (see build_pulp_problem)
+            lo, hi = model.col_lo[missing], model.col_hi[missing]
+            integ = model.integrality[missing]
+            lo, hi = np.where(integ, np.ceil(lo), lo), np.where(integ, np.floor(hi), hi)
+            x[missing] = np.minimum(np.maximum(0.0, lo), hi)
             objective = model.objective_value(x)
 
         offset = float(model.offset)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,11 +51,15 @@ def _payload(model: MILP, options: SolveOptions) -> dict[str, Any]:
     }
 
 
-def run_worker(task: str, payload: dict[str, Any] | None, *, backend: str, timeout: float, verbose: bool) -> dict[str, Any]:
+def run_worker(
+    task: str, payload: dict[str, Any] | None, *, backend: str, timeout: float, verbose: bool
+) -> dict[str, Any]:
     """Run ``_ortools_worker.py TASK`` in a fresh interpreter and return its result dict.
 
-    Raises ``BackendError`` if the child fails, crashes or overruns ``timeout``; on
-    ``KeyboardInterrupt`` the child is terminated and the interrupt re-raised.
+    Raises ``BackendError`` if the child fails, crashes or overruns ``timeout``. On
+    ``KeyboardInterrupt`` the child is asked to stop (SIGINT: CP-SAT and SCIP stop and keep their
+    incumbent); its result comes back with ``"interrupted": True``, or, if it has none within
+    ``INTERRUPT_GRACE`` seconds, the child is terminated and the interrupt re-raised.
     """
     hint = "pip install ortools"
     with tempfile.TemporaryDirectory(prefix="envelope-ortools-") as tmp:
@@ -62,6 +67,7 @@ def run_worker(task: str, payload: dict[str, Any] | None, *, backend: str, timeo
         err_path = os.path.join(tmp, "stderr.txt")
         with open(in_path, "wb") as fh:
             pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        interrupted = False
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, WORKER, task, in_path, out_path],
@@ -72,12 +78,15 @@ def run_worker(task: str, payload: dict[str, Any] | None, *, backend: str, timeo
             try:
                 code = proc.wait(timeout=timeout)
             except KeyboardInterrupt:
-                _stop(proc)
-                raise
+                interrupted = True
+                code = _interrupt(proc)
             except subprocess.TimeoutExpired:
                 _stop(proc)
-                raise BackendError(f"{backend}: the OR-Tools worker did not finish within {timeout:.0f} s") from None
-        if code != 0 or not os.path.exists(out_path):
+                msg = f"{backend}: the OR-Tools worker did not finish within {timeout:.0f} s"
+                raise BackendError(msg) from None
+        if interrupted and not os.path.exists(out_path):
+            raise KeyboardInterrupt
+        if (code != 0 and not interrupted) or not os.path.exists(out_path):
             with open(err_path, encoding="utf-8", errors="replace") as fh:
                 tail = fh.read().strip().splitlines()[-3:]
             detail = " | ".join(tail) if tail else "no output"
@@ -87,7 +96,27 @@ def run_worker(task: str, payload: dict[str, Any] | None, *, backend: str, timeo
             )
         with open(out_path, "rb") as fh:
             result: dict[str, Any] = pickle.load(fh)
+    result["interrupted"] = interrupted
     return result
+
+
+#: Seconds an interrupted child gets to stop its solver and write what it has.
+INTERRUPT_GRACE = 10.0
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> int:
+    """Stop a child after Ctrl-C in the parent; its exit code, or re-raise if it will not stop."""
+    try:
+        try:
+            return proc.wait(timeout=0.5)  # a terminal's Ctrl-C reaches the child as well
+        except subprocess.TimeoutExpired:
+            if os.name == "posix":
+                proc.send_signal(signal.SIGINT)
+                return proc.wait(timeout=INTERRUPT_GRACE)
+            raise
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        _stop(proc)
+        raise KeyboardInterrupt from None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -106,7 +135,7 @@ class _OrToolsBackend:
     install_hint = "pip install ortools"
     _task = ""
     #: solver status name -> (termination, status when no point is returned)
-    _statuses: dict[str, tuple[Termination, SolutionStatus]] = {}
+    _statuses: ClassVar[dict[str, tuple[Termination, SolutionStatus]]] = {}
 
     def available(self) -> bool:
         """True if ortools is installed; checked without importing it (see module docstring)."""
@@ -125,8 +154,9 @@ class _OrToolsBackend:
         """Solve in a child process and normalise the result."""
         self._check(model)
         timeout = 2.0 * float(options.time_limit) + 120.0  # model build and imports are not in the limit
-        raw = run_worker(self._task, _payload(model, options), backend=self.name, timeout=timeout,
-                         verbose=options.verbose)
+        raw = run_worker(
+            self._task, _payload(model, options), backend=self.name, timeout=timeout, verbose=options.verbose
+        )
         return self._result(raw, options)
 
     def _result(self, raw: dict[str, Any], options: SolveOptions) -> SolveResult:
@@ -136,8 +166,12 @@ class _OrToolsBackend:
         bound = raw.get("bound")
         has_point = x is not None
         term, status = self._statuses.get(name, (Termination.ERROR, SolutionStatus.ERROR))
-        if has_point and status in (SolutionStatus.NO_SOLUTION, SolutionStatus.ERROR):
+        if has_point and term != Termination.UNBOUNDED and status == SolutionStatus.NO_SOLUTION:
             status = SolutionStatus.FEASIBLE
+        elif has_point and term == Termination.ERROR:
+            status = SolutionStatus.FEASIBLE  # e.g. SCIP ABNORMAL with an incumbent, as in the HiGHS backend
+        if raw.get("interrupted") and term == Termination.TIME_LIMIT:
+            term = Termination.INTERRUPTED  # the solver stopped early because we asked it to
         if status == SolutionStatus.INFEASIBLE:
             bound = None
         message = str(raw.get("message", name))
@@ -168,7 +202,7 @@ class ScipBackend(_OrToolsBackend):
 
     name = "scip"
     _task = "scip"
-    _statuses = {
+    _statuses: ClassVar[dict[str, tuple[Termination, SolutionStatus]]] = {
         "OPTIMAL": (Termination.OPTIMAL, SolutionStatus.OPTIMAL),
         "FEASIBLE": (Termination.TIME_LIMIT, SolutionStatus.FEASIBLE),
         "INFEASIBLE": (Termination.INFEASIBLE, SolutionStatus.INFEASIBLE),
@@ -188,7 +222,7 @@ class CpSatBackend(_OrToolsBackend):
 
     name = "cpsat"
     _task = "cpsat"
-    _statuses = {
+    _statuses: ClassVar[dict[str, tuple[Termination, SolutionStatus]]] = {
         "OPTIMAL": (Termination.OPTIMAL, SolutionStatus.OPTIMAL),
         "FEASIBLE": (Termination.TIME_LIMIT, SolutionStatus.FEASIBLE),
         "INFEASIBLE": (Termination.INFEASIBLE, SolutionStatus.INFEASIBLE),
