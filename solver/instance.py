@@ -160,7 +160,8 @@ def check_instance(inst: Instance, meta_path: Path) -> None:
         pid = r["project_id"]
         org, sysid = r["org_id"], r["system_id"]
         if org is None and sysid is None:
-            raise _err(inst, "projects.csv", pr, i, "org_id", "needs an org_id, or a system_id for a system-wide project")
+            raise _err(inst, "projects.csv", pr, i, "org_id",
+                       "needs an org_id, or a system_id for a system-wide project")
         if org is not None and org not in org_system:
             raise _err(inst, "projects.csv", pr, i, "org_id", f"unknown organisation '{org}'")
         if sysid is not None and sysid not in systems:

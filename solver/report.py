@@ -183,8 +183,7 @@ def misses_table(outcome: Outcome) -> pd.DataFrame:
     pr = inst.projects
     group_funded = {g: p for p, g in zip(pr["project_id"], pr["group"]) if isinstance(g, str) and p in starts}
     rows = []
-    for p, name, o, kind, g, mand in pr[["project_id", "name", "org_id", "kind", "group",
-                                         "mandatory"]].itertuples(index=False):
+    for p, name, o, kind, g in pr[["project_id", "name", "org_id", "kind", "group"]].itertuples(index=False):
         if p in starts:
             continue
         rows.append({

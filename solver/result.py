@@ -8,12 +8,12 @@ so ``Termination`` says why the solver stopped and ``SolutionStatus`` what we ha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 
-class Termination(str, Enum):
+class Termination(StrEnum):
     """Why the solver stopped."""
 
     OPTIMAL = "optimal"            # proved optimal within the requested gap
@@ -24,7 +24,7 @@ class Termination(str, Enum):
     ERROR = "error"
 
 
-class SolutionStatus(str, Enum):
+class SolutionStatus(StrEnum):
     """What the returned point is worth."""
 
     OPTIMAL = "optimal"            # proved optimal within the requested gap

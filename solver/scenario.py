@@ -90,7 +90,8 @@ class Scenario:
         """A copy with some solver settings replaced (None values ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if "backend" in changes and changes["backend"] not in backend_names():
-            raise InputError(None, f"unknown backend '{changes['backend']}'; choose one of: {', '.join(backend_names())}")
+            raise InputError(None, f"unknown backend '{changes['backend']}'; "
+                                   f"choose one of: {', '.join(backend_names())}")
         try:
             solver = SolverSettings.model_validate({**self.solver.model_dump(), **changes})
         except ValidationError as exc:
