@@ -62,7 +62,7 @@ def solver_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--seed", type=int, default=None, help="Solver random seed.")(fn)
     fn = click.option("--threads", type=int, default=None, help="Solver threads (0 = solver default).")(fn)
     fn = click.option("--gap", "mip_gap", type=float, default=None,
-                      help="Relative MIP gap at which to stop (default from the scenario, else 1e-4).")(fn)
+                      help="Relative MIP gap at which to stop (default from the scenario, else 1e-3 = 0.1%).")(fn)
     fn = click.option("--time-limit", type=float, default=None, help="Seconds (default from the scenario).")(fn)
     fn = click.option("--backend", type=str, default=None, help="highs, cbc, scip or cpsat.")(fn)
     return fn

@@ -47,7 +47,7 @@ class SolverSettings(_Strict):
 
     backend: str = DEFAULT_BACKEND
     time_limit: float = Field(60.0, gt=0, le=86400, allow_inf_nan=False)
-    mip_gap: float = Field(1e-4, ge=0, le=1, allow_inf_nan=False)
+    mip_gap: float = Field(1e-3, ge=0, le=1, allow_inf_nan=False)
     threads: int = Field(0, ge=0, le=256)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -18,7 +18,7 @@ class SolveOptions:
     """
 
     time_limit: float = 60.0
-    mip_gap: float = 1e-4
+    mip_gap: float = 1e-3
     threads: int = 0
     seed: int = 0
     verbose: bool = False
