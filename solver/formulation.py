@@ -368,8 +368,8 @@ def define_commitments(b: ModelBuilder, d: Data, scenario: Scenario,
                        x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     r"""Committed projects keep their committed start, or (withdrawable) are dropped at a cost.
 
-    keep: :math:`x_{(p,c_p)} = 1`; withdrawable: :math:`x_{(p,c_p)} + w_p = 1`, :math:`w_p \in \{0,1\}`,
-    with :math:`W_p w_p` charged to the chosen pot in the first year (see ``define_budgets``).
+    keep: :math:`x_{(p,c_p)} = 1`; withdrawable: :math:`x_{(p,c_p)} + z_p = 1`, :math:`z_p \in \{0,1\}`,
+    with :math:`W_p z_p` charged to the chosen pot in the first year (see ``define_budgets``).
     """
     com = np.flatnonzero(~np.isnan(d.p_committed))
     if com.size == 0:
