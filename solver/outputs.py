@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .plan import Decisions
+
 FLOAT_FORMAT = "%.6f"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,3 +62,18 @@ def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def read_decisions(folder: str | Path) -> Decisions:
+    """The decisions of a written plan (``plan.csv`` + ``budget.csv`` + ``misses.csv``), so a plan on
+    disk can be audited again without the solver."""
+    folder = Path(folder)
+    plan = pd.read_csv(folder / "plan.csv", dtype={"project_id": str})
+    starts = {str(p): int(s) for p, s in plan.groupby("project_id")["start"].first().items()}
+    budget = pd.read_csv(folder / "budget.csv")
+    flex = {int(r.year): float(r.capital_to_revenue) for r in budget[budget["pot"] == "capital"].itertuples()
+            if r.capital_to_revenue}
+    carry = {(str(r.pot), int(r.year)): float(r.carried_out) for r in budget.itertuples() if r.carried_out}
+    misses = pd.read_csv(folder / "misses.csv", dtype={"id": str})
+    withdrawn = sorted(misses.loc[(misses["type"] == "project") & misses["withdrawn"].astype(bool), "id"])
+    return Decisions(starts=dict(sorted(starts.items())), withdrawn=withdrawn, flex=flex, carry=carry)
