@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .audit import audit
 from .backends import get_backend
-from .checks import obvious_causes
+from .explain import explain
 from .errors import AuditError, BackendError, InfeasibleError, NoSolutionError
 from .formulation import formulate
 from .outcome import Outcome
@@ -39,9 +39,8 @@ def solve(
     form = formulate(scenario)
     result = engine.solve(form.model, scenario.solve_options())
     if result.status == SolutionStatus.INFEASIBLE:
-        causes = obvious_causes(scenario)
-        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule"
-                              + ("" if causes else " (no single obvious cause found)"), causes)
+        why = explain(scenario, backend=scenario.backend if scenario.backend != "cpsat" else "highs")
+        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())
     if result.status == SolutionStatus.ERROR:
         raise BackendError(f"backend {result.backend} failed: {result.message}")
     if not result.has_solution or result.x is None:

@@ -8,6 +8,11 @@ from .accounting import project_system
 from .scenario import Scenario
 
 
+def fy(year: int) -> str:
+    """Financial-year label: 2026 → '2026/27'."""
+    return f"{year}/{(year + 1) % 100:02d}"
+
+
 def forced_starts(scenario: Scenario) -> dict[str, int | None]:
     """Projects that must be funded: committed (kept) at their start, mandatory ones (start None when
     they have a choice of start)."""
@@ -68,13 +73,13 @@ def obvious_causes(scenario: Scenario) -> list[str]:
         rev_room = env.at[y, "revenue"] + flex * env.at[y, "capital"]
         for pot, room in (("capital", cap_room), ("revenue", rev_room)):
             if need[(pot, y)] > room + 1e-6 and pol.budget.carry_over == 0:
-                causes.append(f"{y} {pot}: mandatory and committed projects need £{need[(pot, y)]:,.3f}m, "
+                causes.append(f"{fy(y)} {pot}: mandatory and committed projects need £{need[(pot, y)]:,.3f}m, "
                               f"the envelope allows £{room:,.3f}m — short by £{need[(pot, y)] - room:,.3f}m")
     systems = inst.systems.set_index("system_id")
     for (s, y), used in sorted(local_cap.items()):
         have = systems.at[s, "local_capital"]
         if used > have + 1e-6:
-            causes.append(f"{s} {y}: local match of £{used:,.3f}m needed for mandatory and committed projects, "
+            causes.append(f"{s} {fy(y)}: local match of £{used:,.3f}m needed for mandatory and committed projects, "
                           f"local_capital is £{have:,.3f}m — short by £{used - have:,.3f}m")
 
     # mandatory platform projects that standardisation forbids

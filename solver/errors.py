@@ -56,7 +56,7 @@ class InfeasibleError(EnvelopeError):
     def __str__(self) -> str:
         text = self.args[0]
         if self.causes:
-            text += "\n" + "\n".join(f"  - {c}" for c in self.causes)
+            text += "\n" + "\n".join(f"  {c}" for c in self.causes)
         return text
 
 

@@ -12,13 +12,11 @@ import pandas as pd
 
 from .accounting import need_weight_of, option_value, project_system
 from .audit import fair_share_amounts
+from .checks import fy
 from .outcome import Outcome
 from .scenario import Scenario
 
 
-def fy(year: int) -> str:
-    """Financial-year label: 2026 → '2026/27'."""
-    return f"{year}/{(year + 1) % 100:02d}"
 
 
 def _package_version(name: str) -> str:
