@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .audit import audit
 from .backends import get_backend
-from .explain import explain
 from .errors import AuditError, BackendError, InfeasibleError, NoSolutionError
+from .explain import explain
 from .formulation import formulate
 from .outcome import Outcome
 from .plan import decode

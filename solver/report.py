@@ -17,8 +17,6 @@ from .outcome import Outcome
 from .scenario import Scenario
 
 
-
-
 def _package_version(name: str) -> str:
     try:
         return version(name)
@@ -288,6 +286,11 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         f"Solver: {outcome.backend} {outcome.solver_version}; build {outcome.build_seconds:.2f} s, "
         f"solve {outcome.solve_seconds:.2f} s; {outcome.model_size['integer_columns']} binaries, "
         f"{outcome.model_size['rows']} rows; plan audit passed",
+    ]
+    if outcome.status.value != "optimal":
+        lines.append(f"NOT PROVED OPTIMAL: the solver stopped ({outcome.termination.value}); this plan is feasible "
+                     f"and audited, and no plan is better than the bound {bound}")
+    lines += [
         "",
         "Envelope (£m)      envelope     spent   unspent",
     ]

@@ -64,11 +64,10 @@ class HighsBackend:
         ]
         h.passModel(lp)
 
+        # Ctrl-C cancels the solve and keeps the incumbent (reported as interrupted/feasible).
+        h.HandleKeyboardInterrupt = True
         t0 = time.perf_counter()
-        try:
-            h.run()
-        except KeyboardInterrupt:  # pragma: no cover - interactive only
-            pass
+        h.solve()
         seconds = time.perf_counter() - t0
 
         ms = h.getModelStatus()
