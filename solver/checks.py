@@ -96,10 +96,13 @@ def obvious_causes(scenario: Scenario) -> list[str]:
                               f"which system {s} does not run (it runs {', '.join(sorted(present[s]))})")
     # dependencies of forced projects on projects that cannot come first
     if pol.dependencies.enabled:
+        members = pr.reset_index().dropna(subset=["group"]).groupby("group")["project_id"].apply(list).to_dict()
         for p, q, lag in inst.dependencies[["project_id", "requires", "lag_years"]].itertuples(index=False):
-            if p in fixed and q in pr.index:
-                latest_ok = fixed[p] - lag
-                if pr.at[q, "earliest_start"] > latest_ok:
-                    causes.append(f"dependency: {p} must start {fixed[p]} but requires {q} to start by "
-                                  f"{latest_ok}; {q} cannot start before {pr.at[q, 'earliest_start']}")
+            if p not in fixed:
+                continue
+            latest_ok = fixed[p] - lag
+            first = min(int(pr.at[m, "earliest_start"]) for m in members.get(q, [q]))
+            if first > latest_ok:
+                causes.append(f"dependency: {p} must start {fy(fixed[p])} but requires {q} to have started by "
+                              f"{fy(latest_ok)} (lag {lag}); {q} cannot start before {fy(first)}")
     return causes

@@ -5,8 +5,9 @@ planner can change (budgets, local limits, mandatory items, commitments, depende
 floors and caps, standardisation). Minimising the weighted slack finds the smallest relaxation
 that makes the scenario feasible; each non-zero slack is reported against its row: which rule,
 which year and system, and by how much (£m for money rules). Money is relaxed before any project
-rule (a project rule costs ``RULE_WEIGHT`` £m-equivalents), so "short by £32.3m" is preferred to
-"drop a mandatory project" when either would do.
+rule (a project rule costs ``RULE_WEIGHT`` £m-equivalents, dropping a mandatory or committed project
+twice that), so "short by £32.3m" is preferred to "drop a mandatory project" when either would do,
+and the rule that blocks a required project is named rather than the project being dropped.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def elastic(form: Formulation) -> tuple[MILP, np.ndarray, np.ndarray]:
     slack_rows = np.concatenate([up, down])
     sign = np.concatenate([np.ones(up.size), -np.ones(down.size)])
     k = slack_rows.size
-    weight = np.where(np.isin(fam_arr[slack_rows], MONEY_FAMILIES), 1.0, RULE_WEIGHT)
+    # money gives first; then the rule that blocks a project; dropping a required project comes last
+    weight = np.where(np.isin(fam_arr[slack_rows], MONEY_FAMILIES), 1.0,
+                      np.where(np.isin(fam_arr[slack_rows], ("mandatory", "commitment")), 2 * RULE_WEIGHT,
+                               RULE_WEIGHT))
     S = sp.csr_matrix((-sign, (slack_rows, np.arange(k))), shape=(A.shape[0], k))
     big = max(float(np.abs(m.A.data).sum()) if m.A.nnz else 1.0, 1.0) * 10
     model = MILP(
@@ -135,7 +139,7 @@ def describe(family: str, row: str, activity: float, hi: float, amount: float) -
         return f"commitment: {key} cannot keep its committed start within the other rules"
     if family == "dependency":
         p, q = key.split(",")[0].split("<-")
-        return f"dependency: {p} (start {parts[-1]}) needs {q} to have started earlier, which cannot happen"
+        return f"dependency: {p} (start {_fy(parts[-1])}) needs {q} to have started earlier, which cannot happen"
     if family == "alternatives":
         return f"alternatives: group {key} needs more than one of its projects funded"
     if family == "standardisation":
