@@ -13,7 +13,7 @@ from .errors import AuditError, BackendError, InfeasibleError, NoSolutionError
 from .explain import explain
 from .formulation import formulate
 from .outcome import Outcome
-from .plan import decode
+from .plan import Decisions, decode, encode
 from .result import SolutionStatus
 from .scenario import Scenario
 
@@ -26,18 +26,21 @@ def solve(
     mip_gap: float | None = None,
     threads: int | None = None,
     seed: int | None = None,
+    start: Decisions | None = None,
 ) -> Outcome:
     """Formulate, solve, decode and audit one scenario.
 
     Raises ``InfeasibleError`` (with causes in the user's terms where cheap to find),
     ``NoSolutionError`` when the solver stopped before finding any plan, ``BackendError``
-    and ``AuditError`` (a returned plan that breaks a rule).
+    and ``AuditError`` (a returned plan that breaks a rule). ``start`` is an optional warm start
+    (e.g. the plan of a neighbouring scenario).
     """
     scenario = scenario.with_solver(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads,
                                     seed=seed)
     engine = get_backend(scenario.backend)
     form = formulate(scenario)
-    result = engine.solve(form.model, scenario.solve_options())
+    x0 = encode(form, start) if start is not None else None
+    result = engine.solve(form.model, scenario.solve_options(), start=x0)
     if result.status == SolutionStatus.INFEASIBLE:
         why = explain(scenario, backend=scenario.backend if scenario.backend != "cpsat" else "highs")
         raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+import numpy as np
+
 from ..model import MILP
 from ..result import SolveResult
 
@@ -42,6 +44,10 @@ class Backend(Protocol):
         """Solver version string."""
         ...
 
-    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
-        """Solve ``model`` (maximisation) and return a normalised result."""
+    def solve(self, model: MILP, options: SolveOptions, start: np.ndarray | None = None) -> SolveResult:
+        """Solve ``model`` (maximisation) and return a normalised result.
+
+        ``start`` is an optional warm start (a full column vector); backends that cannot use one
+        ignore it.
+        """
         ...

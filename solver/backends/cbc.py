@@ -155,7 +155,7 @@ class CbcBackend:
         text = f"pulp {version('pulp')}"
         return f"{text} / CBC {self._cbc_version}" if self._cbc_version else text
 
-    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
+    def solve(self, model: MILP, options: SolveOptions, start: np.ndarray | None = None) -> SolveResult:
         """Build with PuLP, solve with CBC, read status from ``sol_status`` and bound from the log."""
         import pulp
 

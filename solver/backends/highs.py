@@ -31,8 +31,10 @@ class HighsBackend:
 
         return version("highspy")
 
-    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
-        """Solve with HiGHS; status read from the model status and the solution info."""
+    def solve(self, model: MILP, options: SolveOptions, start: np.ndarray | None = None) -> SolveResult:
+        """Solve with HiGHS; status read from the model status and the solution info. A ``start``
+        point's integer values are passed as a MIP start (HiGHS completes and checks it, and ignores it
+        if it cannot be completed to a feasible point)."""
         import highspy
 
         h = highspy.Highs()
@@ -63,6 +65,10 @@ class HighsBackend:
             for i in model.integrality
         ]
         h.passModel(lp)
+        if start is not None:
+            # integer part only: HiGHS completes the continuous part itself
+            idx = np.flatnonzero(model.integrality).astype(np.int32)
+            h.setSolution(int(idx.size), idx, np.round(np.asarray(start, dtype=float)[idx]))
 
         # Ctrl-C cancels the solve and keeps the incumbent (reported as interrupted/feasible).
         h.HandleKeyboardInterrupt = True

@@ -150,7 +150,7 @@ class _OrToolsBackend:
     def _check(self, model: MILP) -> None:
         """Raise ``BackendError`` for models this backend cannot take."""
 
-    def solve(self, model: MILP, options: SolveOptions) -> SolveResult:
+    def solve(self, model: MILP, options: SolveOptions, start: np.ndarray | None = None) -> SolveResult:
         """Solve in a child process and normalise the result."""
         self._check(model)
         timeout = 2.0 * float(options.time_limit) + 120.0  # model build and imports are not in the limit
