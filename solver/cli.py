@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import EnvelopeError, InfeasibleError
+from .errors import EnvelopeError, InfeasibleError, InputError
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,6 +68,30 @@ def solver_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+_SOLVER_FLAGS = {"backend": "--backend", "time_limit": "--time-limit", "mip_gap": "--gap", "threads": "--threads",
+                 "seed": "--seed"}
+
+
+def check_solver_options(**given: Any) -> None:
+    """``InputError`` naming the command-line option (not the scenario file) whose value is invalid."""
+    from pydantic import ValidationError
+
+    from .backends import backend_names
+    from .scenario import SolverSettings
+
+    given = {k: v for k, v in given.items() if v is not None}
+    if "backend" in given and given["backend"] not in backend_names():
+        raise InputError(None, f"option --backend: unknown backend '{given['backend']}'; "
+                               f"choose one of: {', '.join(backend_names())}")
+    try:
+        SolverSettings.model_validate(given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err.get("loc") else ""
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise InputError(None, f"option {_SOLVER_FLAGS.get(name, name)}: {msg} (got {err.get('input')!r})") from None
+
+
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @_handle_errors
@@ -104,6 +128,7 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     from .report import format_summary, summary, tables, timings
     from .scenario import load_scenario
 
+    check_solver_options(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     sc = load_scenario(scenario)
     outcome = run_solve(sc, backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     t = tables(outcome)

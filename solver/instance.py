@@ -77,7 +77,7 @@ def read_toml(path: Path) -> dict:
 def pydantic_error(path: Path, exc: ValidationError) -> InputError:
     """One-line ``InputError`` for the first problem pydantic found in a TOML document."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "(top level)"
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -131,7 +131,7 @@ def check_instance(inst: Instance, meta_path: Path) -> None:
         raise InputError(inst.file("envelope.csv"), "needs one row per year; the table is empty")
     for i, r in env.iterrows():
         if r["year"] not in years:
-            raise _err(inst, "envelope.csv", env, i, "year", f"year {r['year']} is not in instance years {years}")
+            raise _err(inst, "envelope.csv", env, i, "year", f"year {int(r['year'])} is not in instance years {years}")
     missing = sorted(set(years) - set(env["year"]))
     if missing:
         raise InputError(inst.file("envelope.csv"), f"no row for year(s) {missing} of the instance years")

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .backends import DEFAULT_BACKEND, SolveOptions, backend_names
 from .errors import InputError
 from .instance import Instance, load_instance, pydantic_error, read_toml
 from .policy import Policy
+from .tables import _money
 
 
 class _Strict(BaseModel):
@@ -32,7 +34,7 @@ class EnvelopeCut(_Strict):
 
     year: int
     pot: Literal["capital", "revenue", "both"] = "capital"
-    amount: float = Field(ge=0, allow_inf_nan=False)
+    amount: Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_money)]
 
 
 class EnvelopeChange(_Strict):
@@ -100,6 +102,7 @@ class Scenario:
 
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
         """A copy with policy parameters changed (deep-merged and validated like scenario overrides)."""
+        _check_finite(overrides, Path(self.path), "overrides.")
         try:
             policy = Policy.model_validate(_deep_merge(self.policy.model_dump(), overrides))
         except ValidationError as exc:
@@ -136,17 +139,33 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_finite(data: Any, source: Path | None, prefix: str = "") -> None:
+    """``InputError`` naming the first key of a TOML document whose number is NaN or infinite."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _check_finite(v, source, f"{prefix}{k}.")
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _check_finite(v, source, f"{prefix.removesuffix('.')}[{i}].")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise InputError(source, f"key '{prefix.removesuffix('.')}': must be a finite number (got {data})")
+
+
 def load_policy(ref: str, base_dir: Path, overrides: dict[str, Any] | None = None,
                 source: Path | None = None) -> tuple[Policy, Path]:
     """A policy model by built-in name or by path (relative to ``base_dir``), with overrides merged."""
     if ref.endswith(".toml") or "/" in ref or "\\" in ref:
         path = (base_dir / ref).resolve()
+        if not path.is_file():
+            raise InputError(source or path, f"key 'model': policy model file not found: {path}")
     else:
         path = builtin_models_dir() / f"{ref}.toml"
         if not path.is_file():
             raise InputError(source, f"key 'model': unknown policy model '{ref}'; built-in models: "
                                      f"{', '.join(list_models())} (or give a path to a .toml file)")
     data = read_toml(path)
+    _check_finite(data, path)
+    _check_finite(overrides, source or path, "overrides.")
     try:
         Policy.model_validate(data)
     except ValidationError as exc:
