@@ -75,6 +75,33 @@ def obvious_causes(scenario: Scenario) -> list[str]:
             if need[(pot, y)] > room + 1e-6 and pol.budget.carry_over == 0:
                 causes.append(f"{fy(y)} {pot}: mandatory and committed projects need £{need[(pot, y)]:,.3f}m, "
                               f"the envelope allows £{room:,.3f}m — short by £{need[(pot, y)] - room:,.3f}m")
+    # a forced project with a choice of start that does not fit on its own in any of its starts
+    last = years[-1]
+    for p, s in forced.items():
+        if s is not None:
+            continue
+        m = float(pr.at[p, "match_share"]) if pol.match_funding.enabled else 0.0
+        worst: list[tuple[float, str]] = []
+        for start in range(int(pr.at[p, "earliest_start"]), int(pr.at[p, "latest_start"]) + 1):
+            if start + max(profile[p]) > last:
+                continue
+            over = []
+            for k, (c, r) in profile[p].items():
+                y = start + k
+                rooms = {"capital": env.at[y, "capital"], "revenue": env.at[y, "revenue"] + flex * env.at[y, "capital"]}
+                for pot, amount in (("capital", (1 - m) * c), ("revenue", (1 - m) * r)):
+                    if amount > rooms[pot] + 1e-6:
+                        over.append((amount - rooms[pot], f"{fy(y)} {pot} needs £{amount:,.3f}m of "
+                                                          f"£{rooms[pot]:,.3f}m"))
+            if not over:
+                break
+            worst.append(max(over))
+        else:
+            if worst and pol.budget.carry_over == 0:
+                short, text = min(worst)
+                causes.append(f"mandatory project {p} does not fit in any allowed start year on its own: at best "
+                              f"{text} — short by £{short:,.3f}m")
+
     systems = inst.systems.set_index("system_id")
     for (s, y), used in sorted(local_cap.items()):
         have = systems.at[s, "local_capital"]

@@ -104,13 +104,13 @@ def validate(scenario: Path) -> None:
     sc = load_scenario(scenario)
     form = formulate(sc)
     inst = sc.instance
+    causes = obvious_causes(sc)
+    if causes:
+        raise InfeasibleError(f"{scenario}: the input is valid but cannot be satisfied", causes)
     click.echo(f"{scenario}: valid — instance {inst.name} ({len(inst.systems)} systems, "
                f"{len(inst.organisations)} organisations, {len(inst.projects)} projects, years "
                f"{inst.years[0]}-{inst.years[-1]}), model {sc.policy.name}; "
                f"{form.model.n_integer} binaries, {form.model.n_rows} rows")
-    causes = obvious_causes(sc)
-    if causes:
-        raise InfeasibleError(f"{scenario}: cannot be satisfied", causes)
 
 
 @main.command()

@@ -91,3 +91,14 @@ def test_solve_cli_exits_3_with_explanation(tmp_path: Path) -> None:
     assert "short by £0.900m" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_validate_flags_a_mandatory_project_that_fits_no_start(tmp_path: Path) -> None:
+    folder = tmp_path / "inst"
+    shutil.copytree(TINY, folder)
+    _edit(folder, "costs.csv", lambda f: _set(f, "project_id", "FAX-B2", "capital", "8"))
+    result = CliRunner().invoke(main, ["validate", str(folder / "baseline.toml")])
+    assert result.exit_code == 3
+    assert "FAX-B2" in result.output
+    assert "short by £1.000m" in result.output
+    assert "valid —" not in result.output
