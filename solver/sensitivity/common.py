@@ -101,3 +101,20 @@ class Difference:
 def difference(a: Point, b: Point) -> Difference:
     """a.objective − b.objective with the band [a.obj − b.bound, a.bound − b.obj] (maximisation)."""
     return Difference(value=a.objective - b.objective, low=a.objective - b.bound, high=a.bound - b.objective)
+
+
+@dataclass
+class Analysis:
+    """What every sensitivity command returns: tables, a JSON summary (parameters, seeds, solver
+    figures) and a readable ranked summary for the terminal."""
+
+    name: str
+    tables: dict[str, pd.DataFrame]
+    summary: dict[str, object]
+    text: str
+
+    def files(self) -> dict[str, object]:
+        """Output files for ``solver.outputs.write_folder``: one CSV per table plus summary.json."""
+        out: dict[str, object] = {f"{k}.csv": v for k, v in self.tables.items()}
+        out["summary.json"] = self.summary
+        return out
