@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import EnvelopeError, InfeasibleError, InputError
+from .errors import EnvelopeError, InfeasibleError, InputError, NoSolutionError
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -139,6 +139,30 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     written = write_folder(target, files)
     click.echo(format_summary(outcome, t))
     click.echo(f"\nWrote {', '.join(files)} to {written}")
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--backend", type=str, default="highs", show_default=True, help="Backend for the elastic model.")
+@click.option("--time-limit", type=float, default=None, help="Seconds (default from the scenario).")
+@_handle_errors
+def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
+    """Say why a scenario has no plan: obvious causes, then the smallest relaxation of the rules
+    (budgets, local limits, mandatory items, commitments, dependencies, fair shares,
+    standardisation) that would make it feasible. Exit 0 if the scenario is feasible."""
+    from .explain import explain as run_explain
+    from .scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    if backend not in ("highs", "cbc", "scip"):
+        raise InputError(None, f"option --backend: the elastic model needs highs, cbc or scip (got '{backend}')")
+    why = run_explain(sc, backend=backend, time_limit=time_limit)
+    if why.feasible:
+        click.echo(f"{scenario}: feasible — no rule needs relaxing")
+        return
+    if not why.causes and not why.relaxations:
+        raise NoSolutionError(f"the elastic model stopped ({why.status}) before deciding; raise --time-limit")
+    raise InfeasibleError(f"scenario {sc.name}: no plan satisfies every rule", why.lines())
 
 
 @main.command("models")

@@ -49,6 +49,11 @@ class Explanation:
     relaxations: list[Relaxation] = field(default_factory=list)
     status: str = ""
 
+    @property
+    def feasible(self) -> bool:
+        """True when the elastic model proved that nothing needs relaxing."""
+        return self.status == "optimal" and not self.relaxations and not self.causes
+
     def lines(self) -> list[str]:
         """All statements: the pre-checks' obvious causes, then the smallest relaxation."""
         out = list(self.causes)

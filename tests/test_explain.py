@@ -102,3 +102,16 @@ def test_validate_flags_a_mandatory_project_that_fits_no_start(tmp_path: Path) -
     assert "FAX-B2" in result.output
     assert "short by £1.000m" in result.output
     assert "valid —" not in result.output
+
+
+def test_explain_cli(tmp_path: Path) -> None:
+    folder = tmp_path / "inst"
+    shutil.copytree(TINY, folder)
+    ok = CliRunner().invoke(main, ["explain", str(folder / "baseline.toml")])
+    assert ok.exit_code == 0
+    assert "feasible" in ok.output
+    _edit(folder, "systems.csv", lambda f: _set(f, "system_id", "B", "revenue_headroom", "0.01"))
+    bad = CliRunner().invoke(main, ["explain", str(folder / "baseline.toml")])
+    assert bad.exit_code == 3
+    assert "revenue_headroom" in bad.output
+    assert "short by £0.011m" in bad.output
