@@ -411,33 +411,30 @@ def define_dependencies(b: ModelBuilder, d: Data, scenario: Scenario, x: np.ndar
     dep = scenario.instance.dependencies
     if dep.empty:
         return
-    pidx = {p: i for i, p in enumerate(d.project_ids)}
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(d.p_group):
-        if g:
-            members.setdefault(g, []).append(i)
-    opts_of: dict[int, np.ndarray] = {}
-    order = np.argsort(d.o_project, kind="stable")
-    bounds = np.searchsorted(d.o_project[order], np.arange(len(d.project_ids) + 1))
-    for p in range(len(d.project_ids)):
-        opts_of[p] = order[bounds[p]:bounds[p + 1]]
-    rows, cols, vals, names = [], [], [], []
-    r = 0
-    for p_id, q_id, lag in dep[["project_id", "requires", "lag_years"]].itertuples(index=False):
-        p = pidx[p_id]
-        q_list = members.get(q_id) or [pidx[q_id]]
-        q_opts = np.concatenate([opts_of[q] for q in q_list])
-        for y in np.unique(d.o_start[opts_of[p]]):
-            mine = opts_of[p][d.o_start[opts_of[p]] <= y]
-            theirs = q_opts[d.o_start[q_opts] <= y - lag]
-            rows += [np.full(mine.size + theirs.size, r)]
-            cols += [x[mine], x[theirs]]
-            vals += [np.ones(mine.size), -np.ones(theirs.size)]
-            names.append(f"dependency[{p_id}<-{q_id},{y}]")
-            r += 1
-    if r:
-        b.add_rows("dependency", names, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals),
-                   -INF, 0.0)
+    pidx = pd.Series(np.arange(len(d.project_ids)), index=d.project_ids)
+    opts = pd.DataFrame({"o": np.arange(d.o_project.size), "proj": d.o_project, "start": d.o_start})
+    deps = pd.DataFrame({"dep": np.arange(len(dep)), "p_id": dep["project_id"].to_numpy(),
+                         "q_id": dep["requires"].to_numpy(), "lag": dep["lag_years"].to_numpy()})
+    deps["p"] = pidx.loc[deps["p_id"]].to_numpy()
+    groups = pd.DataFrame({"q_id": d.p_group, "q": np.arange(len(d.project_ids))})
+    groups = groups[groups["q_id"] != ""]
+    singles = pd.DataFrame({"q_id": d.project_ids, "q": np.arange(len(d.project_ids))})
+    members = pd.concat([groups, singles]).merge(deps[["dep", "q_id"]], on="q_id")[["dep", "q"]]
+    # one row per dependency and candidate start year y of the dependent project
+    rows = deps.merge(opts[["proj", "start"]].rename(columns={"proj": "p", "start": "y"}), on="p")
+    rows = rows.drop_duplicates(["dep", "y"]).sort_values(["dep", "y"]).reset_index(drop=True)
+    if rows.empty:
+        return
+    rows["r"] = np.arange(len(rows))
+    mine = rows[["r", "p", "y"]].merge(opts.rename(columns={"proj": "p"}), on="p")
+    mine = mine[mine["start"] <= mine["y"]]
+    theirs = rows[["r", "dep", "y", "lag"]].merge(members, on="dep").merge(opts.rename(columns={"proj": "q"}), on="q")
+    theirs = theirs[theirs["start"] <= theirs["y"] - theirs["lag"]]
+    names = [f"dependency[{p}<-{q},{y}]" for p, q, y in zip(rows["p_id"], rows["q_id"], rows["y"])]
+    b.add_rows("dependency", names,
+               np.concatenate([mine["r"].to_numpy(), theirs["r"].to_numpy()]),
+               np.concatenate([x[mine["o"].to_numpy()], x[theirs["o"].to_numpy()]]),
+               np.concatenate([np.ones(len(mine)), -np.ones(len(theirs))]), -INF, 0.0)
 
 
 def define_fair_shares(b: ModelBuilder, d: Data, scenario: Scenario, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -237,9 +237,11 @@ class CbcBackend:
         if sol == pulp.LpSolutionOptimal:
             term, status = Termination.OPTIMAL, SolutionStatus.OPTIMAL
             assert objective is not None
-            # CBC proved bound - obj < ratio*max(|obj|,|bound|), i.e. bound <= obj + gap*|obj|.
+            # CBC proved bound - obj < ratio*max(|obj|,|bound|), i.e. bound <= obj + gap*|obj|. When the
+            # log states no bound (search completed) only that much is proved, not a zero gap: CBC
+            # prunes nodes within the gap.
             hi = objective + gap * abs(objective)
-            bound = objective if bound is None else min(max(bound, objective), hi)
+            bound = hi if bound is None else min(max(bound, objective), hi)
         elif sol == pulp.LpSolutionIntegerFeasible:
             term = Termination.INTERRUPTED if stopped_by_user else Termination.TIME_LIMIT
             status = SolutionStatus.FEASIBLE
