@@ -33,7 +33,10 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if debug:
                 traceback.print_exc()
             kind = "infeasible" if isinstance(exc, InfeasibleError) else "error"
-            click.echo(f"{kind}: {exc}", err=True)
+            text = str(exc)
+            if isinstance(exc, InputError):  # one line: escape line breaks and other unprintables from the input
+                text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+            click.echo(f"{kind}: {text}", err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             sys.stderr.close()

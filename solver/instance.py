@@ -64,7 +64,11 @@ class Instance:
 
 def read_toml(path: Path) -> dict:
     """Parse a TOML file safely (tomllib: data only, nothing executed)."""
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # e.g. a name too long
+        raise InputError(path, f"cannot read file ({exc.strerror})") from None
+    if not found:
         raise InputError(path, "file not found")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -72,6 +76,8 @@ def read_toml(path: Path) -> dict:
         raise InputError(path, f"invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text") from None
+    except ValueError as exc:  # tomllib lets some through: an integer of over 4300 digits, a day that does not exist
+        raise InputError(path, f"invalid TOML: {exc}") from None
 
 
 def pydantic_error(path: Path, exc: ValidationError) -> InputError:
@@ -92,11 +98,15 @@ def pydantic_error(path: Path, exc: ValidationError) -> InputError:
 def load_instance(folder: str | Path) -> Instance:
     """Load and validate the instance in ``folder``; raises ``InputError`` on the first problem."""
     root = Path(folder)
-    if not root.is_dir():
+    try:
+        found = root.is_dir()
+    except OSError as exc:  # e.g. a name too long
+        raise InputError(root, f"instance folder not usable ({exc.strerror})") from None
+    if not found:
         raise InputError(root, "instance folder not found")
     meta_path = root / "instance.toml"
     try:
-        meta = InstanceMeta.model_validate(read_toml(meta_path))
+        meta = InstanceMeta.model_validate(read_toml(meta_path), strict=True)  # TOML has types: no coercion
     except ValidationError as exc:
         raise pydantic_error(meta_path, exc) from None
     inst = Instance(

@@ -154,30 +154,37 @@ def _check_finite(data: Any, source: Path | None, prefix: str = "") -> None:
 def load_policy(ref: str, base_dir: Path, overrides: dict[str, Any] | None = None,
                 source: Path | None = None) -> tuple[Policy, Path]:
     """A policy model by built-in name or by path (relative to ``base_dir``), with overrides merged."""
-    if ref.endswith(".toml") or "/" in ref or "\\" in ref:
-        path = (base_dir / ref).resolve()
-        if not path.is_file():
-            raise InputError(source or path, f"key 'model': policy model file not found: {path}")
-    else:
-        path = builtin_models_dir() / f"{ref}.toml"
-        if not path.is_file():
-            raise InputError(source, f"key 'model': unknown policy model '{ref}'; built-in models: "
-                                     f"{', '.join(list_models())} (or give a path to a .toml file)")
+    is_path = ref.endswith(".toml") or "/" in ref or "\\" in ref
+    try:
+        path = (base_dir / ref).resolve() if is_path else builtin_models_dir() / f"{ref}.toml"
+        found = path.is_file()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long
+        raise _path_error(source or base_dir, "model", exc) from None
+    if is_path and not found:
+        raise InputError(source or path, f"key 'model': policy model file not found: {path}")
+    if not found:
+        raise InputError(source, f"key 'model': unknown policy model '{ref}'; built-in models: "
+                                 f"{', '.join(list_models())} (or give a path to a .toml file)")
     data = read_toml(path)
     _check_finite(data, path)
     _check_finite(overrides, source or path, "overrides.")
     try:
-        Policy.model_validate(data)
+        Policy.model_validate(data, strict=True)  # TOML has types: no coercion of "1" or true to a number
     except ValidationError as exc:
         raise pydantic_error(path, exc) from None
     if overrides:
         try:
-            return Policy.model_validate(_deep_merge(data, overrides)), path
+            return Policy.model_validate(_deep_merge(data, overrides), strict=True), path
         except ValidationError as exc:
             err = pydantic_error(source or path, exc)
             err.rule = err.rule.replace("key '", "key 'overrides.", 1)
             raise err from None
     return Policy.model_validate(data), path
+
+
+def _path_error(source: Path | None, key: str, exc: OSError | ValueError) -> InputError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return InputError(source, f"key '{key}': not a usable path ({reason})")
 
 
 def apply_envelope_change(instance: Instance, change: EnvelopeChange, source: Path | None) -> pd.DataFrame:
@@ -214,14 +221,18 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     data = read_toml(path)
     try:
-        doc = ScenarioFile.model_validate(data)
+        doc = ScenarioFile.model_validate(data, strict=True)  # TOML has types: no coercion
     except ValidationError as exc:
         raise pydantic_error(path, exc) from None
     if doc.solver.backend not in backend_names():
         raise InputError(path, f"key 'solver.backend': unknown backend '{doc.solver.backend}'; "
                                f"choose one of: {', '.join(backend_names())}")
     base = path.resolve().parent
-    instance = load_instance((base / doc.instance).resolve())
+    try:
+        root = (base / doc.instance).resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte
+        raise _path_error(path, "instance", exc) from None
+    instance = load_instance(root)
     policy, model_path = load_policy(doc.model, base, doc.overrides, source=path)
     envelope = apply_envelope_change(instance, doc.envelope, path)
     return Scenario(

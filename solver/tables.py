@@ -8,6 +8,7 @@ file, row, line, column and rule. Cross-table checks (references, cycles, years)
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
@@ -22,7 +23,9 @@ MONEY_DECIMALS = 3
 
 def _money(v: float) -> float:
     scaled = v * 10**MONEY_DECIMALS
-    if abs(scaled - round(scaled)) > 1e-6 * max(1.0, abs(scaled)):
+    # float error in ``scaled`` is a few ulps; a tolerance relative to the amount let a 4th decimal through
+    # above about £100m (500.0004 was accepted and rounded)
+    if abs(scaled - round(scaled)) > 1e-6 + 4 * math.ulp(scaled):
         raise ValueError(f"money is in £m with at most {MONEY_DECIMALS} decimals")
     return round(v, MONEY_DECIMALS)
 
@@ -160,11 +163,14 @@ def read_table(path: Path, model: type[_Row]) -> pd.DataFrame:
         raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if "\x00" in text:
         raise InputError(path, "contains NUL bytes; not a CSV text file")
-    reader = csv.reader(text.splitlines())
+    # records end at \n, \r or \r\n only (not at U+2028, NEL, form feed...), and quoted line breaks are kept
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         raise InputError(path, "file is empty; expected a header row") from None
+    except csv.Error as exc:
+        raise InputError(path, f"malformed CSV header: {exc}", line=reader.line_num) from None
     header = [h.strip() for h in header]
     fields = list(model.model_fields)
     for i, name in enumerate(header):
@@ -183,6 +189,7 @@ def read_table(path: Path, model: type[_Row]) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
     key = KEYS.get(path.name)
     keys_seen: dict[tuple[Any, ...], int] = {}
+    row_no = 0
     try:
         for row_no, cells in enumerate(reader, start=1):
             line = reader.line_num
@@ -216,7 +223,7 @@ def read_table(path: Path, model: type[_Row]) -> pd.DataFrame:
             rec["_line"] = line
             records.append(rec)
     except csv.Error as exc:
-        raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
+        raise InputError(path, f"malformed CSV: {exc}", row=row_no + 1, line=reader.line_num) from None
     return _frame(records, model)
 
 

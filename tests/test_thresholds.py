@@ -1,0 +1,308 @@
+"""Borderline thresholds on the tiny instance, checked against brute force.
+
+The brute-force status of a project at a factor — is it in every optimal plan? — comes from
+enumerating plans of the same edited instance and scoring them with the independent audit.
+Bisection with that oracle must give the MIP analysis's threshold within the tolerance, and
+the brute-force status must be unchanged at each reported ``factor_same`` and changed at each
+reported ``factor``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from solver import solve
+from solver.accounting import view
+from solver.audit import audit
+from solver.plan import Decisions
+from solver.scenario import Scenario, load_scenario
+from solver.sensitivity.thresholds import (
+    BENEFIT,
+    COST,
+    Search,
+    _run_project,
+    _Task,
+    edit,
+    force_in,
+    force_out,
+    midpoint,
+    narrow,
+    scale_benefit,
+    scale_cost,
+    search,
+    thresholds,
+)
+from tests.bruteforce import brute_force, project_choices
+
+TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
+TOL = 0.01
+EPS = 1e-6
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Scenario:
+    return load_scenario(TINY)
+
+
+@pytest.fixture(scope="module")
+def analysis(tiny: Scenario):
+    return thresholds(tiny, k=5, tolerance=TOL)
+
+
+class Brute:
+    """Exact status of a project at a factor, by enumeration scored with ``solver.audit``.
+
+    Plans are enumerated once (structural rules — mandatory, commitments kept, alternatives — are
+    filtered as in ``tests/bruteforce.py``). Editing project p only changes plans that fund p,
+    so the best plan without p is read from the unedited audit; plans with p are audited on the
+    edited instance. Two exact shortcuts keep it fast: benefit does not change feasibility (only
+    plans feasible unedited are re-scored), and under this policy (no spend weight, no fair-share
+    or platform penalties) cost does not change the objective (only plans that would beat the
+    best plan without p are re-checked, best first).
+    """
+
+    def __init__(self, sc: Scenario) -> None:
+        pol = sc.policy
+        assert (pol.objective.spend_weight, pol.fair_share.mode, pol.commitments.mode) == (0, "off", "keep")
+        assert pol.standardisation.mode != "penalty"
+        assert (pol.budget.carry_over, pol.budget.capital_to_revenue) == (0, 0)
+        self.sc = sc
+        v = view(sc)
+        choices = project_choices(sc)
+        ids = sorted(choices)
+        self.plans: list[dict[str, int]] = []
+        for combo in itertools.product(*(choices[p] for p in ids)):
+            starts = {p: c for p, c in zip(ids, combo) if isinstance(c, int)}
+            if any(v.projects[p].mandatory and p not in starts for p in ids):
+                continue
+            if any(v.projects[p].committed is not None and p not in starts for p in ids):
+                continue
+            groups = [v.projects[p].group for p in starts if v.projects[p].group]
+            if len(groups) != len(set(groups)):
+                continue
+            self.plans.append(starts)
+        reports = [audit(sc, Decisions(starts=s), v=v) for s in self.plans]
+        self.ok = [r.ok for r in reports]
+        self.obj = [r.objective for r in reports]
+
+    def without(self, p: str) -> float:
+        return max(o for s, ok, o in zip(self.plans, self.ok, self.obj) if ok and p not in s)
+
+    def best_with(self, p: str, measure: str, factor: float) -> float:
+        """Best audited objective of a plan funding p on the edited instance (-inf: none is feasible)."""
+        sc = edit(self.sc, p, measure, factor)
+        v = view(sc)
+        mine = [i for i, s in enumerate(self.plans) if p in s]
+        if measure == BENEFIT:
+            best = -math.inf
+            for i in mine:
+                if self.ok[i]:
+                    rep = audit(sc, Decisions(starts=self.plans[i]), v=v)
+                    assert rep.ok
+                    best = max(best, rep.objective)
+            return best
+        floor = self.without(p) + EPS * max(1.0, abs(self.without(p)))
+        for i in sorted((i for i in mine if self.obj[i] > floor), key=lambda i: (-self.obj[i], i)):
+            rep = audit(sc, Decisions(starts=self.plans[i]), v=v)
+            if rep.ok:
+                assert abs(rep.objective - self.obj[i]) <= 1e-9
+                return rep.objective
+        return -math.inf
+
+    def funded(self, p: str, measure: str, factor: float) -> bool:
+        """In every optimal plan (ties count as not funded, as in the analysis)."""
+        out = self.without(p)
+        return self.best_with(p, measure, factor) - out > EPS * max(1.0, abs(out))
+
+
+@pytest.fixture(scope="module")
+def brute(tiny: Scenario) -> Brute:
+    return Brute(tiny)
+
+
+# --------------------------------------------------------------------------- edits and search
+
+
+def test_edits_touch_one_project_and_keep_money_in_pounds_k(tiny: Scenario) -> None:
+    sc = scale_cost(tiny, "COM-A2", 1.2345)
+    before, after = tiny.instance.costs, sc.instance.costs
+    mine = before["project_id"] == "COM-A2"
+    assert np.allclose(after.loc[mine, "capital"], np.round(before.loc[mine, "capital"] * 1.2345, 3))
+    assert np.allclose(after.loc[mine, "revenue"], np.round(before.loc[mine, "revenue"] * 1.2345, 3))
+    assert after.loc[~mine].equals(before.loc[~mine])
+    for col in ("capital", "revenue"):
+        assert np.allclose(after[col] * 1000, np.round(after[col] * 1000))
+    sb = scale_benefit(tiny, "OPT-A2", 0.5)
+    pr0, pr1 = tiny.instance.projects.set_index("project_id"), sb.instance.projects.set_index("project_id")
+    assert pr1.at["OPT-A2", "benefit"] == pr0.at["OPT-A2", "benefit"] * 0.5
+    assert pr1.drop("OPT-A2")["benefit"].equals(pr0.drop("OPT-A2")["benefit"])
+    assert edit(tiny, "OPT-A2", COST, 1.0) is tiny
+
+
+def test_force_in_and_out(tiny: Scenario, brute: Brute) -> None:
+    base = solve(tiny)
+    assert "CYB-B2" not in base.decisions.starts
+    assert "OPT-A2" in base.decisions.starts
+    forced = solve(force_in(tiny, "CYB-B2"))
+    assert "CYB-B2" in forced.decisions.starts
+    assert forced.objective == pytest.approx(brute.best_with("CYB-B2", BENEFIT, 1.0), abs=1e-6)
+    dropped = solve(force_out(tiny, "OPT-A2"))
+    assert "OPT-A2" not in dropped.decisions.starts
+    assert dropped.objective == pytest.approx(brute.without("OPT-A2"), abs=1e-6)
+    # with the mandatory rule off, only the forced project becomes mandatory
+    off = tiny.with_overrides({"mandatory": {"enabled": False}})
+    f = force_in(off, "CYB-B2")
+    assert f.policy.mandatory.enabled
+    assert list(f.instance.projects.loc[f.instance.projects["mandatory"], "project_id"]) == ["CYB-B2"]
+
+
+def test_search_finds_a_threshold_within_tolerance() -> None:
+    seen = []
+
+    def drops_below(f: float) -> bool:
+        seen.append(f)
+        return f <= 0.37
+
+    s = search(drops_below, near=1.0, far=0.0, tolerance=TOL)
+    assert s.result == "threshold"
+    assert s.flipped is not None
+    assert s.flipped <= 0.37 < s.same
+    assert narrow(s.flipped, s.same, TOL)
+    assert seen[0] == 0.0
+    assert s.probes == len(seen)
+
+    s = search(lambda f: f >= 2.5, near=1.0, far=16.0, tolerance=TOL)
+    assert s.result == "threshold"
+    assert s.same < 2.5 <= s.flipped
+    assert narrow(s.same, s.flipped, TOL)
+    assert search(lambda f: False, near=1.0, far=16.0).result == "none within bracket"
+    assert (midpoint(1.0, 16.0), midpoint(0.0, 1.0)) == (4.0, 0.5)
+
+
+def test_search_reports_an_undecided_range_instead_of_guessing() -> None:
+    def noisy(f: float) -> bool | None:
+        return None if 2.0 <= f <= 3.0 else f > 3.0
+
+    s = search(noisy, near=1.0, far=16.0, tolerance=TOL, max_undecided=50)
+    assert s.result == "threshold range"
+    assert s.same < 2.0
+    assert narrow(s.same, min(s.undecided), TOL)
+    assert s.flipped > 3.0
+    assert narrow(max(s.undecided), s.flipped, TOL)
+    assert all(2.0 <= u <= 3.0 for u in s.undecided)
+    assert search(noisy, near=1.0, far=16.0, tolerance=TOL, max_undecided=1).probes < s.probes
+    s = search(lambda f: None if f >= 2.0 else False, near=1.0, far=16.0, tolerance=TOL)
+    assert (s.result, s.flipped) == ("undecided", None)
+    assert s.same < 2.0
+
+
+# --------------------------------------------------------------------------- against brute force
+
+
+def test_selection_excludes_mandatory_committed_and_blocked(analysis, brute: Brute) -> None:
+    t, margin = analysis.tables["thresholds"], analysis.tables["margin"]
+    assert not {"FAX-B2", "COM-A2"} & set(margin["project_id"])          # mandatory, committed
+    blocked = set(margin.loc[margin["screen"] == "blocked", "project_id"])
+    assert blocked == {"EPR-A1-META", "EPR-B1-EPIC"}                      # platforms the systems may not adopt
+    for p in blocked:                                                     # no plan funds them, even at no cost
+        assert brute.best_with(p, COST, 0.0) == -math.inf
+    assert set(t["project_id"]) == {"CYB-B2-LITE", "OPT-A2", "OPT-B1", "EPR-A1-EPIC", "SCR-A", "CYB-B2"}
+    funded = margin[margin["status"] == "funded"]
+    assert list(funded["value_density"]) == sorted(funded["value_density"])
+
+
+def _same_threshold(a: Search, row: pd.Series) -> bool:
+    if a.result != row["result"]:
+        return False
+    if a.flipped is None:
+        return math.isnan(row["factor"])
+    return narrow(a.flipped, row["factor"], TOL)
+
+
+@pytest.mark.parametrize("measure", [BENEFIT, COST])
+def test_thresholds_match_bisection_on_brute_force(analysis, brute: Brute, measure: str) -> None:
+    t = analysis.tables["thresholds"]
+    rows = t[t["measure"] == measure]
+    full = set(rows["project_id"]) if measure == BENEFIT else {"CYB-B2"}  # cost: brute force is slower
+    for _, row in rows.iterrows():
+        p = row["project_id"]
+        now = brute.funded(p, measure, 1.0)
+        assert row["status"] == ("funded" if now else "unfunded"), p
+        if row["result"] == "none within bracket":
+            far = row["bracket_low"] if row["direction"] == "decrease" else row["bracket_high"]
+            assert brute.funded(p, measure, far) == now, p
+            continue
+        assert row["result"] == "threshold", p
+        assert brute.funded(p, measure, row["factor_same"]) == now, (p, row["factor_same"])
+        assert brute.funded(p, measure, row["factor"]) != now, (p, row["factor"])
+        assert narrow(row["factor_same"], row["factor"], TOL)
+        if p in full:
+            near, far = (1.0, row["bracket_low"]) if row["direction"] == "decrease" else (1.0, row["bracket_high"])
+            ref = search(lambda f, p=p, now=now: brute.funded(p, measure, f) != now, near=near, far=far,
+                         tolerance=TOL)
+            assert _same_threshold(ref, row), (p, ref, row["factor"])
+
+
+def test_brute_oracle_agrees_with_full_enumeration(tiny: Scenario, brute: Brute) -> None:
+    """The shortcuts of ``Brute`` against ``tests/bruteforce.brute_force`` on an edited instance."""
+    sc = scale_cost(tiny, "CYB-B2", 0.35)
+    best, plans = brute_force(sc)
+    assert all("CYB-B2" in d.starts for d in plans) == brute.funded("CYB-B2", COST, 0.35)
+    assert max(brute.best_with("CYB-B2", COST, 0.35), brute.without("CYB-B2")) == pytest.approx(best, abs=1e-9)
+
+
+def test_a_project_another_mandatory_one_needs_is_required(tiny: Scenario) -> None:
+    pr = tiny.instance.projects.copy()
+    pr.loc[pr["project_id"] == "SCR-A", "mandatory"] = True     # needs the EPR-A1 group; only Epic may join
+    import dataclasses
+    sc = dataclasses.replace(tiny, instance=dataclasses.replace(tiny.instance, projects=pr))
+    base = solve(sc)
+    task = _Task(sc, "EPR-A1-EPIC", base.decisions, {"mip_gap": 0.0}, {"mip_gap": 0.0}, TOL, 40, 2, (0.0, 1.0),
+                 (1.0, 16.0))
+    assert _run_project(task).status == "required"
+
+
+# --------------------------------------------------------------------------- gaps, outputs, determinism
+
+
+def test_loose_gaps_are_resolved_to_proof_not_ranked_on_noise(tiny: Scenario, analysis) -> None:
+    loose = thresholds(tiny, k=1, tolerance=TOL, mip_gap=0.05)
+    probes = loose.tables["probes"]
+    inner = probes[(probes["side"] == "in") & probes["feasible"]]
+    decided = inner[inner["funded"].isin(["yes", "no"])]
+    straddles = (decided["difference_low"] <= 1e-6) & (decided["difference_high"] > 1e-6)
+    assert (decided.loc[straddles, "proof"] | (decided.loc[straddles, "gap"] <= 1e-6)).all()
+    in_band = inner[inner["funded"] == "in band: re-solved"]
+    assert len(in_band) > 0                                   # the loose gap did leave differences in the band
+    for i in in_band.index:                                   # ... and each was re-solved to proof at once
+        assert probes.at[i + 1, "proof"] or probes.at[i + 2, "proof"]
+    assert (probes["funded"] != "undecided").all()
+    ref = analysis.tables["thresholds"]
+    for _, row in loose.tables["thresholds"].iterrows():
+        match = ref[(ref["project_id"] == row["project_id"]) & (ref["measure"] == row["measure"])].iloc[0]
+        assert row["result"] == match["result"]
+        assert (math.isnan(row["factor"]) and math.isnan(match["factor"])) or row["factor"] == match["factor"]
+
+
+def test_outputs_are_reproducible_and_complete_for_any_workers(tiny: Scenario, analysis) -> None:
+    again = thresholds(tiny, k=5, tolerance=TOL, workers=2)
+    for name, frame in analysis.tables.items():
+        pd.testing.assert_frame_equal(frame, again.tables[name])
+    strip = {k: v for k, v in analysis.summary.items() if k != "timing"}
+    assert strip == {k: v for k, v in again.summary.items() if k != "timing"}
+    assert {"wall_seconds", "workers"} <= set(analysis.summary["timing"])
+    assert analysis.text == again.text
+    assert set(analysis.files()) == {"thresholds.csv", "probes.csv", "margin.csv", "summary.json"}
+    probes = analysis.tables["probes"]
+    assert {"project_id", "factor", "funded", "objective", "gap"} <= set(probes.columns)
+    t = analysis.tables["thresholds"]
+    assert (t.groupby("project_id")["project_resolves"].first().sum()
+            == (probes["side"] != "screen").sum())
+    for phrase in ("CYB-B2", "drops it", "brings it in", "benefit of 0"):
+        assert phrase in analysis.text
