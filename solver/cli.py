@@ -189,3 +189,127 @@ def list_backends_cmd() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the sensitivity commands."""
+    fn = click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+                      help="Parallel re-solves on a local process pool.")(fn)
+    fn = click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+                      help="Output folder (default: out/<scenario>-<command>).")(fn)
+    return solver_options(fn)
+
+
+def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callable[..., Any],
+                  solver: dict[str, Any], **kwargs: Any) -> None:
+    """Load, run one analysis, print its ranked summary and write its tables atomically."""
+    from .outputs import write_folder
+    from .scenario import load_scenario
+
+    check_solver_options(**solver)
+    sc = load_scenario(scenario).with_solver(**solver)
+    analysis = run(sc, **kwargs)
+    target = output if output is not None else Path("out") / f"{sc.name}-{command}"
+    written = write_folder(target, analysis.files())
+    click.echo(analysis.text)
+    click.echo(f"\nWrote {', '.join(analysis.files())} to {written}")
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "start", type=float, default=1.0, show_default=True, help="Highest level (× envelope).")
+@click.option("--to", "stop", type=float, default=0.5, show_default=True, help="Lowest envelope level.")
+@click.option("--step", type=float, default=0.05, show_default=True, help="Step between levels.")
+@click.option("--cut", "cuts", type=float, multiple=True, help="Cut in £m instead of levels (repeatable).")
+@click.option("--year", type=int, default=None, help="Cut only this year (with --cut).")
+@click.option("--pot", type=click.Choice(["capital", "revenue"]), default=None, help="Cut only this pot.")
+@click.option("--nested", is_flag=True, help="Force each lower level's plan to be a subset of the one above.")
+@_analysis_options
+@_handle_errors
+def ladder(scenario: Path, start: float, stop: float, step: float, cuts: tuple[float, ...], year: int | None,
+           pot: str | None, nested: bool, output: Path | None, workers: int, **solver: Any) -> None:
+    """Cut ladder: who drops out first as the envelope is cut."""
+    from .sensitivity.ladder import ladder as run
+
+    _run_analysis(scenario, "ladder", output, run, solver, start=start, stop=stop, step=step,
+                  cuts_gbpm=list(cuts) or None, year=year, pot=pot, nested=nested, workers=workers)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--delta", type=float, default=1.0, show_default=True, help="£m added and removed per year and pot.")
+@_analysis_options
+@_handle_errors
+def value(scenario: Path, delta: float, output: Path | None, workers: int, **solver: Any) -> None:
+    """Value of money: what £1m more (or less) in each year and pot is worth."""
+    from .sensitivity.value import value_of_money as run
+
+    _run_analysis(scenario, "value", output, run, solver, delta=delta, workers=workers)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@_analysis_options
+@_handle_errors
+def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> None:
+    """Price of each rule: the objective gained by relaxing each active rule family in turn."""
+    from .sensitivity.rules import rule_prices as run
+
+    _run_analysis(scenario, "rules", output, run, solver, workers=workers)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--samples", type=click.IntRange(1, 100000), default=100, show_default=True)
+@_analysis_options
+@_handle_errors
+def robust(scenario: Path, samples: int, output: Path | None, workers: int, **solver: Any) -> None:
+    """Robustness: each project's inclusion frequency under uncertain costs, benefits and weights
+    (--seed seeds the sampling and the solver)."""
+    from .sensitivity.robust import robustness as run
+
+    _run_analysis(scenario, "robust", output, run, solver, samples=samples, seed=solver.get("seed") or 0,
+                  workers=workers)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--k", type=click.IntRange(1, 100), default=5, show_default=True, help="Number of alternatives.")
+@click.option("--within", type=str, default="2%", show_default=True, help="Objective loss allowed, e.g. 2% or 0.02.")
+@click.option("--samples", type=click.IntRange(0, 100000), default=20, show_default=True,
+              help="Robustness samples used to score each alternative.")
+@_analysis_options
+@_handle_errors
+def alternatives(scenario: Path, k: int, within: str, samples: int, output: Path | None, workers: int,
+                 **solver: Any) -> None:
+    """Near-optimal alternatives: plans within a stated loss that differ most from the optimum
+    (--seed seeds the robustness sampling and the solver)."""
+    from .sensitivity.alternatives import alternatives as run
+
+    _run_analysis(scenario, "alternatives", output, run, solver, k=k, within=_fraction(within, "--within"),
+                  robustness_samples=samples, seed=solver.get("seed") or 0, workers=workers)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--k", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Funded and unfunded projects closest to the margin.")
+@click.option("--tolerance", type=float, default=0.01, show_default=True, help="Bisection tolerance on the factor.")
+@_analysis_options
+@_handle_errors
+def thresholds(scenario: Path, k: int, tolerance: float, output: Path | None, workers: int, **solver: Any) -> None:
+    """Borderline thresholds: the cost or benefit change that drops or brings in a project."""
+    from .sensitivity.thresholds import thresholds as run
+
+    _run_analysis(scenario, "thresholds", output, run, solver, k=k, tolerance=tolerance, workers=workers)
+
+
+def _fraction(text: str, option: str) -> float:
+    """'2%' or '0.02' → 0.02; anything else is a bad option (exit 2)."""
+    try:
+        value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        raise InputError(None, f"option {option}: expected a fraction like 2% or 0.02 (got '{text}')") from None
+    if not 0 <= value < 1:
+        raise InputError(None, f"option {option}: must be between 0% and 100% (got '{text}')")
+    return value
