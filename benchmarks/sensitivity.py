@@ -1,0 +1,84 @@
+"""Sensitivity speed figures on the England cut scenario, written into benchmarks/RESULTS.md
+between markers (run after run.py, which rewrites the rest of the file):
+
+- the 11-level cut ladder (100% → 50%, warm-started, ascending) against one solve;
+- robustness with N samples on 1 and 2 workers (ratio), outputs compared for equality.
+
+Usage: python benchmarks/sensitivity.py [--samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from solver import load_scenario, solve  # noqa: E402
+from solver.sensitivity.ladder import ladder  # noqa: E402
+from solver.sensitivity.robust import robustness  # noqa: E402
+
+BEGIN, END = "<!-- sensitivity:begin -->", "<!-- sensitivity:end -->"
+SCENARIO = ROOT / "instances" / "england" / "cut-350m.toml"
+
+
+def _timed(fn):  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    """Measure, print and record."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=100)
+    args = parser.parse_args()
+    sc = load_scenario(SCENARIO)
+    solve(sc)  # warm-up (imports, caches)
+    one = sorted(_timed(lambda: solve(sc))[0] for _ in range(3))[1]
+    t_ladder, lad = _timed(lambda: ladder(sc, start=1.0, stop=0.5, step=0.05))
+    print(f"one solve {one:.2f} s; 11-level ladder {t_ladder:.2f} s ({t_ladder / one:.1f}x)", flush=True)
+    t1, r1 = _timed(lambda: robustness(sc, samples=args.samples, seed=0, workers=1))
+    t2, r2 = _timed(lambda: robustness(sc, samples=args.samples, seed=0, workers=2))
+    same = all(r1.tables[k].equals(r2.tables[k]) for k in r1.tables)
+    print(f"robustness {args.samples} samples: 1 worker {t1:.1f} s, 2 workers {t2:.1f} s "
+          f"({t1 / t2:.2f}x); identical tables: {same}", flush=True)
+    load = os.getloadavg()
+    section = "\n".join([
+        BEGIN,
+        "## 4. Sensitivity analyses (England cut-350m, default settings)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')} with `python benchmarks/sensitivity.py "
+        f"--samples {args.samples}`; load average {load[0]:.1f} on 2 cores.",
+        "",
+        "| measurement | seconds | ratio | target |",
+        "|---|---|---|---|",
+        f"| one solve (median of 3) | {one:.2f} | 1.0x | |",
+        f"| cut ladder, 11 levels 100% → 50% (ascending, warm-started) | {t_ladder:.2f} | {t_ladder / one:.1f}x "
+        f"| <= 3x one solve: {'PASS' if t_ladder <= 3 * one else 'FAIL'} |",
+        f"| robustness, {args.samples} samples, 1 worker | {t1:.1f} | 1.00x | |",
+        f"| robustness, {args.samples} samples, 2 workers | {t2:.1f} | {t1 / t2:.2f}x speed-up | "
+        f"identical outputs: {same} |",
+        "",
+        f"Ladder levels solved: {len(lad.tables.get('levels', []))}.",
+        END,
+    ])
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".RESULTS", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()
