@@ -11,6 +11,33 @@ from ..result import SolutionStatus, SolveResult, Termination, relative_gap
 from .base import SolveOptions
 
 
+def highs_lp(model: MILP, *, integer: bool) -> object:
+    """The model as a ``highspy.HighsLp`` (maximisation), with integrality or as its LP relaxation."""
+    import highspy
+
+    lp = highspy.HighsLp()
+    lp.num_col_ = model.n_cols
+    lp.num_row_ = model.n_rows
+    lp.col_cost_ = model.c.astype(float)
+    lp.col_lower_ = model.col_lo
+    lp.col_upper_ = model.col_hi
+    lp.row_lower_ = np.where(np.isfinite(model.row_lo), model.row_lo, -highspy.kHighsInf)
+    lp.row_upper_ = np.where(np.isfinite(model.row_hi), model.row_hi, highspy.kHighsInf)
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.offset_ = float(model.offset)
+    csc = model.A.tocsc()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data.astype(float)
+    if integer:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+            for i in model.integrality
+        ]
+    return lp
+
+
 class HighsBackend:
     """Default backend: fastest to build and to reach 0.1% on the England instance."""
 
@@ -45,26 +72,7 @@ class HighsBackend:
         if options.threads:
             h.setOptionValue("threads", int(options.threads))
 
-        lp = highspy.HighsLp()
-        lp.num_col_ = model.n_cols
-        lp.num_row_ = model.n_rows
-        lp.col_cost_ = model.c.astype(float)
-        lp.col_lower_ = model.col_lo
-        lp.col_upper_ = model.col_hi
-        lp.row_lower_ = np.where(np.isfinite(model.row_lo), model.row_lo, -highspy.kHighsInf)
-        lp.row_upper_ = np.where(np.isfinite(model.row_hi), model.row_hi, highspy.kHighsInf)
-        lp.sense_ = highspy.ObjSense.kMaximize
-        lp.offset_ = float(model.offset)
-        csc = model.A.tocsc()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-        lp.a_matrix_.value_ = csc.data.astype(float)
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-            for i in model.integrality
-        ]
-        h.passModel(lp)
+        h.passModel(highs_lp(model, integer=True))
         if start is not None:
             # integer part only: HiGHS completes the continuous part itself
             idx = np.flatnonzero(model.integrality).astype(np.int32)

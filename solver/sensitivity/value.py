@@ -392,24 +392,11 @@ def _lp_solve(model: MILP) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, n
     column duals). ``ValueError`` unless optimal."""
     import highspy
 
+    from ..backends.highs import highs_lp
+
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    lp = highspy.HighsLp()
-    lp.num_col_ = model.n_cols
-    lp.num_row_ = model.n_rows
-    lp.col_cost_ = model.c.astype(float)
-    lp.col_lower_ = model.col_lo
-    lp.col_upper_ = model.col_hi
-    lp.row_lower_ = np.where(np.isfinite(model.row_lo), model.row_lo, -highspy.kHighsInf)
-    lp.row_upper_ = np.where(np.isfinite(model.row_hi), model.row_hi, highspy.kHighsInf)
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.offset_ = float(model.offset)
-    csc = model.A.tocsc()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data.astype(float)
-    h.passModel(lp)  # no integrality: the LP relaxation
+    h.passModel(highs_lp(model, integer=False))  # no integrality: the LP relaxation
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise ValueError(f"LP relaxation not solved: {h.modelStatusToString(h.getModelStatus())}")
