@@ -26,6 +26,8 @@ from solver.sensitivity.thresholds import (
     BENEFIT,
     COST,
     Search,
+    _benefit_certificates,
+    _Prober,
     _run_project,
     _Task,
     edit,
@@ -266,6 +268,23 @@ def test_a_project_another_mandatory_one_needs_is_required(tiny: Scenario) -> No
     task = _Task(sc, "EPR-A1-EPIC", base.decisions, {"mip_gap": 0.0}, {"mip_gap": 0.0}, TOL, 40, 2, (0.0, 1.0),
                  (1.0, 16.0))
     assert _run_project(task).status == "required"
+
+
+def test_benefit_certificates_bound_the_threshold(tiny: Scenario, brute: Brute) -> None:
+    """The factors read off the factor-1 solves (used when the status there is undecided) are
+    proved by brute force: out at or below the lower one, in above the upper one."""
+    base = solve(tiny)
+    for p in ("CYB-B2-LITE", "CYB-B2", "OPT-B1"):
+        pr = _Prober(_Task(tiny, p, base.decisions, {"mip_gap": 0.0}, {"mip_gap": 0.0}, TOL, 40, 2, (0.0, 1.0),
+                           (1.0, 16.0)))
+        pr.funded(BENEFIT, 1.0)
+        row = [r for r in pr.rows if r["side"] == "in"][-1]
+        below, above = _benefit_certificates(pr.t, row, pr.plans.get((BENEFIT, 1.0)), pr.out_point())
+        if not math.isnan(below):
+            assert not brute.funded(p, BENEFIT, below), p
+        if not math.isnan(above):
+            assert brute.funded(p, BENEFIT, above * (1 + 1e-9)), p
+        assert not (math.isnan(below) and math.isnan(above))
 
 
 # --------------------------------------------------------------------------- gaps, outputs, determinism

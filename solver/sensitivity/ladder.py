@@ -205,11 +205,12 @@ def ladder(scenario: Scenario, levels: list[float] | None = None, *, start: floa
 
     npoints: dict[str, Point] = {}
     exact: dict[str, bool] = {}
+    unrestricted: set[str] = set()
     if nested:
-        npoints, exact = _nested(lvls, tasks, points, gaps if tighten else [], tl, log)
+        npoints, exact, unrestricted = _nested(lvls, tasks, points, gaps if tighten else [], tl, log)
 
     psys = project_system_map(sc)
-    tables = _tables(sc, lvls, points, npoints, exact, psys)
+    tables = _tables(sc, lvls, points, npoints, exact, unrestricted, psys)
     summary: dict[str, object] = {
         "analysis": "ladder",
         "scenario": scenario_summary(sc),
@@ -240,19 +241,22 @@ def ladder(scenario: Scenario, levels: list[float] | None = None, *, start: floa
 
 
 def _nested(lvls: list[Level], tasks: dict[str, SolveTask], points: dict[str, Point], gaps: Sequence[float],
-            time_limit: float, log: list[dict[str, object]]) -> tuple[dict[str, Point], dict[str, bool]]:
+            time_limit: float, log: list[dict[str, object]]
+            ) -> tuple[dict[str, Point], dict[str, bool], set[str]]:
     """Top-down nested plans: each level restricted to the projects funded at the nearest level
     above that has a nested plan. Refines a cost whose band contains 0, inline (the refined plan
     then constrains the levels below)."""
     all_projects = frozenset(tasks[lvls[0].label].scenario.instance.projects["project_id"].astype(str))
     npts: dict[str, Point] = {}
     exact: dict[str, bool] = {}
+    unrestricted: set[str] = set()
     allowed: frozenset[str] | None = None
     for lv in lvls:
         k = lv.label
         u = points[k]
-        if allowed is None:
+        if allowed is None:  # nothing above constrains this level: the nested plan is this solve
             npts[k], exact[k] = u, True
+            unrestricted.add(k)
             if u.feasible:
                 allowed = frozenset(u.starts)
             continue
@@ -286,7 +290,7 @@ def _nested(lvls: list[Level], tasks: dict[str, SolveTask], points: dict[str, Po
             if not n.funded <= allowed:  # pragma: no cover - guarded by the exclusion and the audit
                 raise AssertionError(f"nested plan at {k} is not inside the level above")
             allowed = frozenset(n.starts)
-    return npts, exact
+    return npts, exact, unrestricted
 
 
 def _log(label: str, gap: float, time_limit: float, p: Point) -> dict[str, object]:
@@ -324,7 +328,7 @@ def _first(labels: list[str], flags: list[bool]) -> str | None:
 
 
 def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: dict[str, Point],
-            exact: dict[str, bool], psys: dict[str, str]) -> dict[str, pd.DataFrame]:
+            exact: dict[str, bool], unrestricted: set[str], psys: dict[str, str]) -> dict[str, pd.DataFrame]:
     labels = [lv.label for lv in lvls]
     top_total = lvls[0].total if lvls else 0.0
     floor = sc.policy.fair_share.floor
@@ -348,7 +352,8 @@ def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: 
             row.update({"loss_vs_above": math.nan, "loss_low": math.nan, "loss_high": math.nan, "loss_verdict": ""})
         if npoints:
             n = npoints[lv.label]
-            c = compare(p, n, nonnegative=True)
+            # a level nothing above restricts is its own nested plan: the cost is 0 by construction
+            c = Band(0.0, 0.0, 0.0, "zero") if lv.label in unrestricted else compare(p, n, nonnegative=True)
             row.update({"nested_status": n.status, "nested_objective": n.objective, "nested_bound": n.bound,
                         "nested_gap": n.gap, "nested_funded": len(n.starts) if n.feasible else None,
                         "nested_is_optimal_plan": bool(exact.get(lv.label)),

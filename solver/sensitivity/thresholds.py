@@ -21,8 +21,17 @@ not funded. Both sides are MIP solves, so Δ is only known within the band their
 is re-solved to proven optimality (gap 0, ``proof_time_limit``): first the out side (once per
 project), then the in side. If the band still contains 0 the probe is *undecided* and the search
 works around it: the result is then a range ``[same, flipped]`` inside which the solver gaps
-cannot say, never a threshold ranked on noise. A project whose out-problem is infeasible (a
-mandatory or hard rule needs it) is reported as required.
+cannot say, never a threshold ranked on noise (refinement stops after ``max_undecided`` such
+probes, each having cost a proof attempt). A project whose out-problem is infeasible (a mandatory
+or hard rule needs it) is reported as required. A project whose status is already undecided at
+factor 1 gets no search; since a plan's objective is linear in one project's benefit, the
+factor-1 solves alone still prove it out below and in above two benefit factors, which are
+reported.
+
+**Who is examined.** Unfunded projects are screened in rank order with one feasibility solve
+each (forced in at the lowest cost factor, first plan found): one that no plan can fund even
+then (a platform its system may not adopt, a dependency that cannot start in time) cannot be
+brought in by any benefit or cost change in the brackets and gives its place to the next.
 
 **The search.** For a funded project: benefit × f for f in [0, 1] (decrease) and cost profile ×
 f for f in [1, 16] (increase); for an unfunded one the reverse directions. The far end is
@@ -301,6 +310,7 @@ class _TaskResult:
     probes: list[dict[str, Any]]
     solve_seconds: float
     notes: dict[str, str] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _proven(pt: Point) -> bool:
@@ -418,6 +428,34 @@ def _directions(funded: bool, dec: tuple[float, float], inc: tuple[float, float]
     return {BENEFIT: (INCREASE, inc[0], inc[1]), COST: (DECREASE, dec[1], dec[0])}
 
 
+def _benefit_certificates(task: _Task, row: dict[str, Any], plan: Decisions | None, out: Point
+                          ) -> tuple[float, float]:
+    """For a status left undecided at factor 1: the benefit factors beyond which the status is
+    proved without another solve, since a plan's objective is linear in the project's benefit.
+
+    Above: the in-plan found keeps its plan, so Δ(f) ≥ low + (f − 1)·V, V the project's value in it.
+    Below: every plan funding it loses at least (1 − f)·V_min, V_min its least value over its
+    starts, so Δ(f) ≤ high − (1 − f)·V_min. Returns (proved out at or below, proved in above);
+    NaN where no such factor exists (e.g. no value to scale).
+    """
+    sc, p = task.scenario, task.project
+    low, high = row["difference_low"], row["difference_high"]
+    if math.isnan(low) or math.isnan(high) or not out.feasible:
+        return math.nan, math.nan
+    eps = TIE_RTOL * max(1.0, abs(out.objective))
+    pr = sc.instance.projects.set_index("project_id")
+    weight = need_weight_of(sc)[p]
+    benefit, duration = float(pr.at[p, "benefit"]), int(pr.at[p, "duration_years"])
+    last = sc.instance.years[-1]
+    n = int(sc.instance.profile_length()[p])
+    starts = [y for y in range(int(pr.at[p, "earliest_start"]), int(pr.at[p, "latest_start"]) + 1) if y + n - 1 <= last]
+    v_min = min((option_value(sc, weight, benefit, y, duration) for y in starts), default=0.0)
+    v_in = option_value(sc, weight, benefit, plan.starts[p], duration) if plan and p in plan.starts else 0.0
+    above = 1.0 + (2 * eps - low) / v_in if v_in > 0 else math.nan      # Δ ≥ 2·eps: clear of a tie
+    below = 1.0 - (high + eps) / v_min if v_min > 0 else math.nan       # Δ ≤ −eps
+    return (below if below >= 0 else math.nan), above
+
+
 def _run_project(task: _Task) -> _TaskResult:
     """One project's whole analysis: its status at factor 1, then both searches (module-level so a
     process pool can run it)."""
@@ -430,7 +468,13 @@ def _run_project(task: _Task) -> _TaskResult:
         last = [r for r in pr.rows if r["side"] == "in"][-1]
         note = (f"best plan with it − without it = {last['difference']:+.3f} points, within the band "
                 f"[{last['difference_low']:+.3f}, {last['difference_high']:+.3f}] the gaps allow")
-        return _TaskResult(task.project, "undecided", {}, pr.rows, pr.seconds, {BENEFIT: note, COST: note})
+        lo, hi = _benefit_certificates(task, last, pr.plans.get((BENEFIT, 1.0)), pr.out_point())
+        extra = ""
+        if not (math.isnan(lo) and math.isnan(hi)):
+            extra = (f"; benefit: proved out at ×{lo:.4g} or less, proved in above ×{hi:.4g} "
+                     "(bounds read off these solves, no further re-solve)")
+        return _TaskResult(task.project, "undecided", {}, pr.rows, pr.seconds,
+                           {BENEFIT: note + extra, COST: note}, {BENEFIT: (lo, hi)})
     searches = {}
     for measure, (_direction, near, far) in _directions(now, task.decrease, task.increase).items():
         def flipped_at(f: float, measure: str = measure) -> bool | None:
@@ -464,7 +508,7 @@ def _current(scenario: Scenario, project: str, measure: str, factor: float | Non
 
 
 def _fmt_factor(f: float | None) -> str:
-    return "—" if f is None or (isinstance(f, float) and math.isnan(f)) else f"×{f:.3g}"
+    return "—" if f is None or (isinstance(f, float) and math.isnan(f)) else f"×{f:.4g}"
 
 
 def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, workers: int = 1,
@@ -532,6 +576,8 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
                              else "undecided at factor 1 (within the gap band)",
                              "current": _current(sc, res.project, measure, 1.0),
                              "unit": "points/yr" if measure == BENEFIT else "£m", "resolves": 0,
+                             "undecided_low": res.ranges.get(measure, (math.nan, math.nan))[0],
+                             "undecided_high": res.ranges.get(measure, (math.nan, math.nan))[1],
                              "note": res.notes.get(measure, "")})
             continue
         dirs = _directions(res.status == "funded", decrease, increase)
