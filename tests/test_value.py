@@ -106,6 +106,41 @@ def test_an_undetermined_difference_is_resolved_tighter() -> None:
     assert len(log) == 2
 
 
+def test_refinement_stops_when_a_probe_cannot_reach_the_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe that stops on its time limit short of the gap skips the rest of that stage and
+    every tighter one (logged as skipped); a probe that reaches it lets the stage run."""
+    import solver.sensitivity.value as value
+
+    sc = tiny()
+    keys = ["a", "b", "c"]
+    tasks = {k: SolveTask(sc, k) for k in keys}
+    comparisons = [("a", "b", False), ("b", "c", False)]
+
+    def run(reach: bool) -> tuple[list[str], list[dict[str, object]]]:
+        calls: list[str] = []
+
+        def fake(task: SolveTask) -> Point:
+            calls.append(task.label)
+            gap = task.scenario.solver.mip_gap if reach else 0.01
+            return Point(label=task.label, feasible=True, objective=100.0, bound=100.0 * (1 + gap), gap=gap,
+                         status="optimal" if reach else "feasible")
+
+        monkeypatch.setattr(value, "solve_point", fake)
+        points = {k: _pt(100.0, 101.0) for k in keys}
+        log: list[dict[str, object]] = []
+        refine(points, tasks, comparisons, gaps=[1e-4, 0.0], time_limit=5, log=log)
+        return calls, log
+
+    calls, log = run(reach=False)
+    assert calls == ["a"]                                     # the probe only
+    assert [(r["label"], r["mip_gap"], r["status"]) for r in log] == [
+        ("a", 1e-4, "feasible"), ("b", 1e-4, "skipped"), ("c", 1e-4, "skipped"),
+        ("a", 0.0, "skipped"), ("b", 0.0, "skipped"), ("c", 0.0, "skipped")]
+    calls, log = run(reach=True)
+    assert calls == ["a", "b", "c", "a", "b", "c"]            # both stages in full (0 still undetermined at 1e-4)
+    assert all(r["status"] == "optimal" for r in log)
+
+
 def test_lp_dual_is_the_lp_relaxation_derivative() -> None:
     # carry-over and envelope-based fair-share floors make the envelope appear outside the budget rows
     fair = {"mode": "floor", "floor": 0.9, "enforcement": "penalty", "penalty": 2.0}

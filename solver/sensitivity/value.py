@@ -223,31 +223,71 @@ def refine(points: dict[str, Point], tasks: dict[str, SolveTask], comparisons: S
     Each re-solve is warm-started from the point's own plan and merged with it (better plan,
     tighter bound). ``alias`` maps keys that are the same problem as another key (e.g. a cut of
     a pot already at 0) to it: only the target is re-solved and the alias gets its figures.
+
+    A stage starts with a probe of ``workers`` re-solves; if none of them reaches the stage's gap
+    within the time limit, the rest of that stage and every tighter stage are skipped (each
+    logged with status ``skipped``): they are harder still, and on a large instance proving
+    optimality can take far longer than any limit (England: gap 0 is not reached in 60 s), so
+    trying them all would spend ``time_limit`` per point for nothing. What stays undetermined is
+    reported as such.
+
     Returns the updated ``points`` (also updated in place); ``log`` receives one record per
-    re-solve.
+    re-solve or skip.
     """
     alias = alias or {}
+    probe = max(1, workers)
+    stalled_at: float | None = None
     for gap in gaps:
         need = sorted({alias.get(k, k) for k in undetermined(points, comparisons)})
         need = [k for k in need if not _tight(points[k], gap)]
         if not need:
             break
+        if stalled_at is not None:
+            _log_skipped(log, need, gap, time_limit, stalled_at)
+            continue
         jobs = []
         for k in need:
             t = tasks[k]
             start = points[k].decisions() if points[k].feasible else t.start
             jobs.append(dataclasses.replace(t, scenario=t.scenario.with_solver(mip_gap=gap, time_limit=time_limit),
                                             start=start))
-        results = run_all(solve_point, jobs, workers=workers, label=f"re-solving at gap {gap:g}")
-        for k, new in zip(need, results):
-            points[k] = merge(points[k], new)
-            if log is not None:
-                log.append({"label": k, "mip_gap": gap, "time_limit": time_limit, "status": new.status,
-                            "objective": _num(new.objective), "bound": _num(new.bound), "gap": _num(new.gap),
-                            "seconds": new.solve_seconds})
+        label = f"re-solving at gap {gap:g}"
+        first = run_all(solve_point, jobs[:probe], workers=workers, label=label)
+        _merge_into(points, need[:probe], first, gap, time_limit, log)
+        if len(jobs) > probe:
+            if not any(_tight(new, gap) for new in first):
+                stalled_at = gap
+                _log_skipped(log, need[probe:], gap, time_limit, gap)
+            else:
+                rest = run_all(solve_point, jobs[probe:], workers=workers, label=label)
+                _merge_into(points, need[probe:], rest, gap, time_limit, log)
+        elif not any(_tight(new, gap) for new in first):
+            stalled_at = gap
         for a, target in alias.items():
             points[a] = dataclasses.replace(points[target], label=a)
     return points
+
+
+def _merge_into(points: dict[str, Point], keys: Sequence[str], results: Sequence[Point], gap: float,
+                time_limit: float, log: list[dict[str, object]] | None) -> None:
+    """Merge re-solved points into ``points`` and log one record each."""
+    for k, new in zip(keys, results):
+        points[k] = merge(points[k], new)
+        if log is not None:
+            log.append({"label": k, "mip_gap": gap, "time_limit": time_limit, "status": new.status,
+                        "objective": _num(new.objective), "bound": _num(new.bound), "gap": _num(new.gap),
+                        "seconds": new.solve_seconds})
+
+
+def _log_skipped(log: list[dict[str, object]] | None, keys: Sequence[str], gap: float, time_limit: float,
+                 stalled_at: float) -> None:
+    """Log re-solves not attempted because a probe at ``stalled_at`` could not reach its gap."""
+    if log is None:
+        return
+    for k in keys:
+        log.append({"label": k, "mip_gap": gap, "time_limit": time_limit, "status": "skipped",
+                    "objective": None, "bound": None, "gap": None, "seconds": 0.0,
+                    "reason": f"a probe re-solve did not reach gap {stalled_at:g} within {time_limit:g} s"})
 
 
 def certain_ranks(keys: Sequence[str], points: dict[str, Point]) -> dict[str, tuple[int, list[str]]]:
