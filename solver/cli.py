@@ -278,16 +278,19 @@ def robust(scenario: Path, samples: int, output: Path | None, workers: int, **so
 @click.option("--within", type=str, default="2%", show_default=True, help="Objective loss allowed, e.g. 2% or 0.02.")
 @click.option("--samples", type=click.IntRange(0, 100000), default=20, show_default=True,
               help="Robustness samples used to score each alternative.")
+@click.option("--mga-gap", type=str, default="5%", show_default=True,
+              help="Stop each round once its distance is within this of the best possible, e.g. 5% or 0.05.")
 @_analysis_options
 @_handle_errors
-def alternatives(scenario: Path, k: int, within: str, samples: int, output: Path | None, workers: int,
-                 **solver: Any) -> None:
+def alternatives(scenario: Path, k: int, within: str, samples: int, mga_gap: str, output: Path | None,
+                 workers: int, **solver: Any) -> None:
     """Near-optimal alternatives: plans within a stated loss that differ most from the optimum
     (--seed seeds the robustness sampling and the solver)."""
     from .sensitivity.alternatives import alternatives as run
 
     _run_analysis(scenario, "alternatives", output, run, solver, k=k, within=_fraction(within, "--within"),
-                  robustness_samples=samples, seed=solver.get("seed") or 0, workers=workers)
+                  robustness_samples=samples, seed=solver.get("seed") or 0, workers=workers,
+                  mga_gap=_fraction(mga_gap, "--mga-gap"))
 
 
 @main.command()

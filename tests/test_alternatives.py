@@ -97,6 +97,23 @@ def test_first_alternative_is_the_farthest_plan_within_the_loss(tiny: Scenario, 
     assert len(set(plans["alt 1"].starts) ^ opt) == farthest
 
 
+@pytest.mark.parametrize("mga_gap", [0.0, 0.5])
+def test_a_round_is_within_its_mga_gap_of_the_farthest_plan(tiny: Scenario, best_by_set: dict,
+                                                            mga_gap: float) -> None:
+    """The distance objective t + ε·Σd (ε·Σd < 1) is solved to ``mga_gap``: the plan found is at
+    least farthest / (1 + mga_gap) − 1 from the optimum, and exactly the farthest at gap 0."""
+    a = alternatives(tiny, k=1, within=0.10, robustness_samples=0, mga_gap=mga_gap)
+    assert a.summary["parameters"]["mga_gap"] == mga_gap
+    plans = plans_of(a)
+    opt = frozenset(plans["optimum"].starts)
+    threshold = a.summary["parameters"]["threshold"]
+    farthest = max(len(s ^ opt) for s, v in best_by_set.items() if v >= threshold)
+    found = len(set(plans["alt 1"].starts) ^ opt)
+    assert found >= farthest / (1 + mga_gap) - 1
+    if mga_gap == 0:
+        assert found == farthest
+
+
 def test_alternatives_take_the_best_start_years_for_their_projects(ten_percent, best_by_set: dict) -> None:
     table = ten_percent.tables["plans"].set_index("plan")
     for label, plan in plans_of(ten_percent).items():
@@ -160,7 +177,8 @@ def test_same_seed_identical_outputs(tiny: Scenario) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"k": 0}, {"within": -0.1}, {"within": 1.0}, {"robustness_samples": -1},
-                                    {"workers": 0}, {"cost_sigma": {"*": -1}}])
+                                    {"workers": 0}, {"cost_sigma": {"*": -1}},
+                                    {"mga_gap": -0.01}, {"mga_gap": 1.0}, {"mga_gap": float("nan")}])
 def test_bad_parameters_are_input_errors(tiny: Scenario, kwargs: dict) -> None:
     with pytest.raises(InputError):
         alternatives(tiny, **kwargs)

@@ -35,8 +35,9 @@ def test_command_runs_and_writes(tmp_path: Path, command: str) -> None:
     assert list(out.glob("*.csv"))
 
 
-def test_bad_within_exits_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["alternatives", str(TINY), "--within", "abc", "-o", str(tmp_path / "o")])
+@pytest.mark.parametrize(("option", "value"), [("--within", "abc"), ("--mga-gap", "150%"), ("--mga-gap", "x")])
+def test_bad_fraction_exits_2(tmp_path: Path, option: str, value: str) -> None:
+    result = CliRunner().invoke(main, ["alternatives", str(TINY), option, value, "-o", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "--within" in result.output
+    assert option in result.output
     assert not (tmp_path / "o").exists()

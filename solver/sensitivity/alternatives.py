@@ -72,15 +72,21 @@ from .robust import (
     wilson,
 )
 
+DEFAULT_MGA_GAP = 0.05
+"""Relative gap on each MGA round's distance objective: a plan whose smallest distance is within 5%
+of the best possible is different enough, and is usually found and proved long before a 0.1% proof."""
+
 
 def loss_threshold(objective: float, bound: float, within: float) -> float:
     """Smallest objective an alternative may have: ``bound − within·|bound|``."""
     return bound - within * abs(bound)
 
 
-def mga_variant(scenario: Scenario, form: Formulation, plans: list[Decisions], threshold: float) -> Variant:
+def mga_variant(scenario: Scenario, form: Formulation, plans: list[Decisions], threshold: float,
+                mga_gap: float | None = None) -> Variant:
     """One MGA round: the plan at least ``threshold`` in objective that maximises its smallest
     project-level Hamming distance ``t`` to ``plans``, ties broken by the sum of distances.
+    ``mga_gap`` is the relative gap on that distance objective (default: the scenario's).
 
     ``t`` may be 0 so that ``plans[0]`` (the optimum) is a valid warm start and the solver always
     holds a plan; a result with ``t = 0`` repeats a plan, and a bound below 1 proves that no
@@ -112,7 +118,8 @@ def mga_variant(scenario: Scenario, form: Formulation, plans: list[Decisions], t
     c[t_col] = 1.0
     model = extend_model(m, columns=[("mga_min_distance", 0.0, float(n_projects), False)], rows=rows,
                          objective=(c, eps * sum_const), family="mga")
-    return solve_variant(scenario, form, model, start=plans[0])
+    sc = scenario if mga_gap is None else scenario.with_solver(mip_gap=mga_gap)
+    return solve_variant(sc, form, model, start=plans[0])
 
 
 def polish(scenario: Scenario, form: Formulation, plan: Decisions) -> Variant:
@@ -164,14 +171,16 @@ def _differences(scenario: Scenario, optimum: Decisions, plans: list[tuple[str, 
 def alternatives(scenario: Scenario, *, k: int = 5, within: float = 0.02, robustness_samples: int = 20,
                  seed: int = 0, workers: int = 1, cost_sigma: dict[str, float] | None = None,
                  benefit_range: tuple[float, float] = (0.8, 1.2), weight_ranges: dict | None = None,
-                 **solver: object) -> Analysis:
+                 mga_gap: float = DEFAULT_MGA_GAP, **solver: object) -> Analysis:
     """Up to ``k`` plans within ``within`` (relative) of the optimum's bound that differ as much as
     possible from the optimum and from each other, each scored by robustness and ranked.
 
     ``robustness_samples``, ``seed``, ``cost_sigma``, ``benefit_range``, ``weight_ranges`` and
     ``workers`` are as in ``robustness`` (0 samples: no robustness score, ranked by objective).
     ``**solver``: ``backend``, ``time_limit``, ``mip_gap``, ``threads``, ``seed`` as in
-    ``solver.api.solve``; each MGA round gets the same time limit. Raises ``InfeasibleError`` if
+    ``solver.api.solve``; each MGA round gets the same time limit and stops once its distance is
+    within ``mga_gap`` (relative) of the distance bound: "as different as possible" needs no
+    proof to 0.1%, and proving it would take the round to its time limit on England. Raises ``InfeasibleError`` if
     the scenario is infeasible.
 
     Tables: ``plans`` (ranked: objective, loss with the gap band, distances, robustness score),
@@ -189,6 +198,8 @@ def alternatives(scenario: Scenario, *, k: int = 5, within: float = 0.02, robust
         raise InputError(None, f"robustness samples must be >= 0 (got {robustness_samples})")
     if workers < 1:
         raise InputError(None, f"workers must be >= 1 (got {workers})")
+    if not (0 <= mga_gap < 1) or not math.isfinite(mga_gap):
+        raise InputError(None, f"the MGA gap must be a fraction in [0, 1) (got {mga_gap})")
     sigma = resolve_cost_sigma(cost_sigma)
     brange = check_benefit_range(benefit_range)
     wranges = resolve_weight_ranges(scenario, weight_ranges)
@@ -218,7 +229,7 @@ def alternatives(scenario: Scenario, *, k: int = 5, within: float = 0.02, robust
     rounds: list[dict[str, object]] = []
     mga_seconds = 0.0
     for r in range(1, k + 1):
-        v = mga_variant(scenario, form, [p for _, p in plans], threshold)
+        v = mga_variant(scenario, form, [p for _, p in plans], threshold, mga_gap)
         mga_seconds += v.solve_seconds
         dists = [hamming(v.decisions.starts, p.starts) for _, p in plans] if v.decisions is not None else [0]
         if not v.found or v.decisions is None or min(dists) < 1:
@@ -321,7 +332,7 @@ def alternatives(scenario: Scenario, *, k: int = 5, within: float = 0.02, robust
         "analysis": "alternatives",
         "scenario": scenario.name,
         "parameters": {
-            "k": k, "within": within, "threshold": threshold,
+            "k": k, "within": within, "threshold": threshold, "mga_gap": mga_gap,
             "loss_measured_against": "bound" if proven else "objective",
             "distance": "project-level Hamming (funded or not; start years ignored)",
             "mga_objective": "max-min distance to the optimum and earlier alternatives, ties by sum of distances",
