@@ -324,14 +324,43 @@ def test_loose_gaps_are_resolved_to_proof_not_ranked_on_noise(tiny: Scenario, an
     assert (decided.loc[straddles, "proof"] | (decided.loc[straddles, "gap"] <= 1e-6)).all()
     in_band = inner[inner["funded"] == "in band: re-solved"]
     assert len(in_band) > 0                                   # the loose gap did leave differences in the band
-    for i in in_band.index:                                   # ... and each was re-solved to proof at once
-        assert probes.at[i + 1, "proof"] or probes.at[i + 2, "proof"]
+    for i in in_band.index:                                   # ... and each was re-solved tighter at once
+        assert probes.at[i + 1, "mip_gap"] < 0.05 or probes.at[i + 2, "mip_gap"] < 0.05
+    assert set(probes["mip_gap"]) >= {0.05, 1e-4}             # the 0.01% stage ran before any proof
     assert (probes["funded"] != "undecided").all()
     ref = analysis.tables["thresholds"]
     for _, row in loose.tables["thresholds"].iterrows():
         match = ref[(ref["project_id"] == row["project_id"]) & (ref["measure"] == row["measure"])].iloc[0]
         assert row["result"] == match["result"]
         assert (math.isnan(row["factor"]) and math.isnan(match["factor"])) or row["factor"] == match["factor"]
+
+
+def test_a_stage_that_stops_at_its_time_limit_is_not_tried_again(tiny: Scenario, lazy_highs,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tighter re-solve is made to stop at its time limit: each project then pays for one
+    such attempt, and its later probes in band are left undecided instead of trying again."""
+    import dataclasses
+
+    import solver.sensitivity.thresholds as th
+    from solver.result import relative_gap
+
+    real = th.point
+
+    def stalls(sc, label="", *, start=None, **opts):
+        pt = real(sc, label, start=start, **opts)
+        if float(opts.get("mip_gap", 1.0)) < 0.05 and pt.feasible:
+            bound = max(pt.bound, pt.objective + 1.0)
+            return dataclasses.replace(pt, status="feasible", bound=bound, gap=relative_gap(pt.objective, bound))
+        return pt
+
+    monkeypatch.setattr(th, "point", stalls)
+    loose = thresholds(tiny, k=2, tolerance=TOL, mip_gap=0.05)
+    probes = loose.tables["probes"]
+    tighter = probes[probes["mip_gap"] < 0.05]
+    assert len(tighter) >= 1
+    assert (tighter.groupby("project_id").size() == 1).all()
+    assert (tighter["mip_gap"] == 1e-4).all()                 # the proof stage was never tried after the stall
+    assert (probes["funded"] == "undecided").any()
 
 
 def test_outputs_are_reproducible_and_complete_for_any_workers(tiny: Scenario, analysis) -> None:

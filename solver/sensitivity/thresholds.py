@@ -18,9 +18,12 @@ solve per project whatever f is, and the question "is p funded at f?" is the sig
 p is funded when Δ > 0 (every optimal plan funds it); a tie (|Δ| within 1e-6 relative) counts as
 not funded. Both sides are MIP solves, so Δ is only known within the band their gaps allow,
 ``[z_in − bound_out, bound_in − z_out]`` (``common.difference``). A probe whose band contains 0
-is re-solved to proven optimality (gap 0, ``proof_time_limit``): first the out side (once per
-project), then the in side. If the band still contains 0 the probe is *undecided* and the search
-works around it: the result is then a range ``[same, flipped]`` inside which the solver gaps
+is re-solved tighter in stages — gap 0.01% (``tighten_gaps``), then proven optimality (gap 0),
+each within ``proof_time_limit`` — first the out side (once per stage per project), then the in
+side. A stage whose re-solve stops at its time limit is not tried again for that project (it is
+harder still at later probes; on England gap 0 is never reached in 60 s, and each attempt cost a
+minute). If the band still contains 0 the probe is *undecided* and the search works around it:
+the result is then a range ``[same, flipped]`` inside which the solver gaps
 cannot say, never a threshold ranked on noise (refinement stops after ``max_undecided`` such
 probes, each having cost a proof attempt). A project whose out-problem is infeasible (a mandatory
 or hard rule needs it) is reported as required. A project whose status is already undecided at
@@ -67,6 +70,7 @@ from ..plan import Decisions
 from ..report import best_values
 from ..scenario import Scenario
 from .common import Analysis, Point, difference, point
+from .value import merge
 
 BENEFIT, COST = "benefit", "cost"
 DECREASE, INCREASE = "decrease", "increase"
@@ -77,6 +81,8 @@ INCREASE_BRACKET = (1.0, 16.0)
 TIE_RTOL = 1e-6
 #: A solve counts as proved optimal when its relative gap is at most this.
 PROVEN_GAP = 1e-6
+DEFAULT_TIGHTEN_GAPS: tuple[float, ...] = (1e-4,)
+"""Re-solve stage before the proof: 0.01% is reached in ~6 s on England and narrows a band ten-fold."""
 
 THRESHOLD_COLUMNS = [
     "group", "rank", "project_id", "name", "system_id", "baseline_start", "value", "national_draw",
@@ -300,6 +306,12 @@ class _Task:
     max_undecided: int
     decrease: tuple[float, float]
     increase: tuple[float, float]
+    tighten: tuple[float, ...] = ()      # gaps tried before the proof (gap 0) on an undecided probe
+
+    def stages(self) -> list[float]:
+        """Gaps of the re-solve stages for a probe in band, loosest first, ending with proof (0)."""
+        own = float(self.solver.get("mip_gap", self.scenario.solver.mip_gap))
+        return sorted({g for g in self.tighten if 0 < g < own}, reverse=True) + [0.0]
 
 
 @dataclass
@@ -318,6 +330,17 @@ def _proven(pt: Point) -> bool:
     if not pt.feasible:
         return pt.status == "InfeasibleError"
     return pt.status == "optimal" and pt.gap <= PROVEN_GAP
+
+
+def _merge(old: Point, new: Point) -> Point:
+    """A re-solve combined with the solve it tightens (better plan, tighter bound); a re-solve of
+    a problem that had no plan replaces it (it may prove infeasibility)."""
+    return merge(old, new) if old.feasible else new
+
+
+def _tight(pt: Point, gap: float) -> bool:
+    """Solved at least as tightly as ``gap`` (proven counts as gap 0)."""
+    return _proven(pt) or (pt.feasible and pt.gap <= gap + 1e-12)
 
 
 def _decide(pin: Point, out: Point) -> tuple[bool | None, Any]:
@@ -349,17 +372,21 @@ class _Prober:
         self.plans: dict[tuple[str, float], Decisions] = {}
         self.cache: dict[tuple[str, float], bool | None] = {}
         self.infeasible: set[tuple[str, float]] = set()
-        self.out_proof_tried = False
+        self.out_tried: set[float] = set()
+        self.stalled = -1.0                  # stages at gaps <= this stopped at their time limit
 
     def _solve(self, sc: Scenario, side: str, measure: str, factor: float, start: Decisions | None,
-               proof: bool) -> tuple[Point, dict[str, Any]]:
-        opts = self.t.proof if proof else self.t.solver
+               gap: float | None) -> tuple[Point, dict[str, Any]]:
+        """One solve at the scenario's gap (``gap`` None) or at a re-solve stage's gap."""
+        opts = self.t.solver if gap is None else {**self.t.proof, "mip_gap": gap}
         pt = point(sc, f"{self.t.project} {side} {measure} {factor:g}", start=start, **opts)
         self.seconds += pt.solve_seconds
+        if gap is not None and pt.status in ("feasible", "no_solution"):   # stopped at its time limit
+            self.stalled = max(self.stalled, gap)
         row = {
             "project_id": self.t.project, "seq": len(self.rows) + 1, "measure": measure if side == "in" else "",
             "factor": factor if side == "in" else math.nan, "side": side,
-            "mip_gap": float(opts.get("mip_gap", self.t.scenario.solver.mip_gap)), "proof": proof,
+            "mip_gap": float(opts.get("mip_gap", self.t.scenario.solver.mip_gap)), "proof": gap == 0.0,
             "feasible": pt.feasible, "status": pt.status, "objective": pt.objective, "bound": pt.bound,
             "gap": pt.gap, "difference": math.nan, "difference_low": math.nan, "difference_high": math.nan,
             "funded": "",
@@ -367,14 +394,18 @@ class _Prober:
         self.rows.append(row)
         return pt, row
 
-    def out_point(self, proof: bool = False) -> Point:
-        """The best plan without the project: solved once, and re-solved at most once to proof (its
-        bound then serves every later probe of the project)."""
-        if self.out is None or (proof and not self.out_proof_tried and not _proven(self.out)):
+    def out_point(self, gap: float | None = None) -> Point:
+        """The best plan without the project: solved once, and re-solved at most once per stage
+        ``gap`` (its plan and bound then serve every later probe of the project)."""
+        if self.out is None:
             sc = force_out(self.t.scenario, self.t.project)
-            start = self.out.decisions() if self.out is not None and self.out.feasible else self.t.baseline
-            self.out, _ = self._solve(sc, "out", "", math.nan, start, proof)
-            self.out_proof_tried |= proof
+            self.out, _ = self._solve(sc, "out", "", math.nan, self.t.baseline, None)
+        elif gap is not None and gap not in self.out_tried and not _tight(self.out, gap):
+            self.out_tried.add(gap)
+            sc = force_out(self.t.scenario, self.t.project)
+            start = self.out.decisions() if self.out.feasible else self.t.baseline
+            new, _ = self._solve(sc, "out", "", math.nan, start, gap)
+            self.out = _merge(self.out, new)
         return self.out
 
     def _warm(self, measure: str, factor: float) -> Decisions:
@@ -393,17 +424,22 @@ class _Prober:
             return self.cache[ckey]
         sc = force_in(edit(self.t.scenario, self.t.project, measure, factor), self.t.project)
         out = self.out_point()
-        pin, row = self._solve(sc, "in", measure, factor, self._warm(measure, factor), proof=False)
+        pin, row = self._solve(sc, "in", measure, factor, self._warm(measure, factor), None)
         verdict, d = _decide(pin, out)
         _mark(row, verdict, d, "in band: re-solved")
-        if verdict is None and not _proven(out):
-            out = self.out_point(proof=True)
-            verdict, d = _decide(pin, out)
-            _mark(row, verdict, d, "in band: re-solved")
-        if verdict is None and not _proven(pin):
-            start = pin.decisions() if pin.feasible else None
-            pin, row = self._solve(sc, "in", measure, factor, start, proof=True)
-            verdict, d = _decide(pin, out)
+        for gap in self.t.stages():
+            if verdict is not None or gap <= self.stalled:
+                break
+            if not _tight(out, gap):
+                out = self.out_point(gap)
+                verdict, d = _decide(pin, out)
+                _mark(row, verdict, d, "in band: re-solved")
+            if verdict is None and not _tight(pin, gap) and gap > self.stalled:
+                start = pin.decisions() if pin.feasible else None
+                new, row = self._solve(sc, "in", measure, factor, start, gap)
+                pin = _merge(pin, new)
+                verdict, d = _decide(pin, out)
+                _mark(row, verdict, d, "in band: re-solved")
         _mark(row, verdict, d, "undecided")
         if pin.feasible:
             self.plans[(measure, factor)] = pin.decisions()
@@ -514,14 +550,16 @@ def _fmt_factor(f: float | None) -> str:
 def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, workers: int = 1,
                decrease: tuple[float, float] = DECREASE_BRACKET, increase: tuple[float, float] = INCREASE_BRACKET,
                proof_time_limit: float | None = None, max_probes: int = 40, max_undecided: int = 2,
-               screen: bool = True,
+               screen: bool = True, tighten_gaps: tuple[float, ...] = DEFAULT_TIGHTEN_GAPS,
                **solver: Any) -> Analysis:
     """Borderline thresholds for the ``k`` funded projects closest to dropping out and the ``k``
     unfunded ones closest to coming in (see the module docstring for the method).
 
     ``solver`` (backend, mip_gap, time_limit, threads, seed) applies to the baseline and every
-    probe; undecided probes are re-solved at gap 0 within ``proof_time_limit`` seconds (default:
-    the time limit). ``tolerance`` is relative on the factor; ``decrease``/``increase`` are the
+    probe; probes in band are re-solved at each of ``tighten_gaps`` (those tighter than the
+    scenario's gap) and then at gap 0, each within ``proof_time_limit`` seconds (default: the time
+    limit); a stage that stops at its time limit is skipped for the project's later probes.
+    ``tolerance`` is relative on the factor; ``decrease``/``increase`` are the
     factor brackets; ``max_probes`` caps the probes of one search and ``max_undecided`` the probes
     left undecided after a proof attempt (each costs up to ``proof_time_limit``). With ``screen``, unfunded
     projects are taken in rank order only if some plan can fund them at the lowest cost factor
@@ -553,7 +591,7 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
                                           screen)
     chosen = margin[margin["selected"]]
     tasks = [_Task(sc, p, base.decisions(), solver_opts, proof_opts, tolerance, max_probes, max_undecided,
-                   decrease, increase)
+                   decrease, increase, tuple(float(g) for g in tighten_gaps))
              for p in chosen["project_id"]]
     results = run_all(_run_project, tasks, workers=workers, label="thresholds")
 
@@ -606,7 +644,7 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
 
     params = {"k": k, "tolerance": tolerance, "decrease_bracket": list(decrease),
               "increase_bracket": list(increase), "max_probes": max_probes, "max_undecided": max_undecided,
-              "screen": screen}
+              "screen": screen, "tighten_gaps": [float(g) for g in tighten_gaps]}
     summary = _summary(sc, base, params, solver_opts, proof_opts, results, probe_table)
     summary["timing"] = {"workers": workers, "wall_seconds": round(wall, 3),
                          "baseline_solve_seconds": round(base.solve_seconds, 3),
