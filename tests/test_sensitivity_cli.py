@@ -1,5 +1,6 @@
 """The six sensitivity commands run end to end on the tiny instance: exit 0, a ranked summary,
-their tables and a summary.json written; bad options exit 2."""
+their tables, summary.json and timing.json written, byte-identical between runs apart from
+timing.json; bad options exit 2."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ def test_command_runs_and_writes(tmp_path: Path, command: str) -> None:
     assert (out / "summary.json").is_file()
     assert json.loads((out / "summary.json").read_text())
     assert list(out.glob("*.csv"))
+    assert "wall_seconds" in json.loads((out / "timing.json").read_text())
+    # a second run writes byte-identical files, wall-clock timings (timing.json) apart
+    again = tmp_path / "again"
+    result = CliRunner().invoke(main, [command, str(TINY), "-o", str(again), "--gap", "0", *args])
+    assert result.exit_code == 0, result.output
+    names = sorted(f.name for f in out.iterdir())
+    assert names == sorted(f.name for f in again.iterdir())
+    for name in names:
+        if name != "timing.json":
+            assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
 
 @pytest.mark.parametrize(("option", "value"), [("--within", "abc"), ("--mga-gap", "150%"), ("--mga-gap", "x")])

@@ -371,7 +371,7 @@ def test_outputs_are_reproducible_and_complete_for_any_workers(tiny: Scenario, a
     assert strip == {k: v for k, v in again.summary.items() if k != "timing"}
     assert {"wall_seconds", "workers"} <= set(analysis.summary["timing"])
     assert analysis.text == again.text
-    assert set(analysis.files()) == {"thresholds.csv", "probes.csv", "margin.csv", "summary.json"}
+    assert set(analysis.files()) == {"thresholds.csv", "probes.csv", "margin.csv", "summary.json", "timing.json"}
     probes = analysis.tables["probes"]
     assert {"project_id", "factor", "funded", "objective", "gap"} <= set(probes.columns)
     t = analysis.tables["thresholds"]
