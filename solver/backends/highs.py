@@ -89,6 +89,19 @@ class HighsBackend:
         has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value, dtype=float) if has_point else None
         objective = float(info.objective_function_value) if has_point else None
+        replaced = False
+        if x is not None and objective is not None:
+            own = model.objective_value(x)
+            if abs(own - objective) > 1e-6 * max(1.0, abs(objective)):
+                if start is not None and ms != highspy.HighsModelStatus.kInterrupt:
+                    # highspy 1.16.0, after a MIP start, can report the incumbent's objective with a
+                    # stale solution vector: solve again without the start (the audit caught this).
+                    again = self.solve(model, options, None)
+                    again.solve_seconds += seconds
+                    again.message = f"{again.message} (re-solved without the start: the solver's " \
+                                    f"solution did not match its objective {objective:.6f})"
+                    return again
+                objective, replaced = own, True     # report what the returned plan is worth, never more
         bound = float(info.mip_dual_bound) if model.n_integer else objective
         if bound is not None and not np.isfinite(bound):
             bound = None
@@ -108,6 +121,9 @@ class HighsBackend:
         else:
             term = Termination.ERROR
             status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.ERROR
+        gap = relative_gap(objective, bound) if has_point else None
+        if replaced and status == SolutionStatus.OPTIMAL and gap is not None and gap > options.mip_gap + 1e-9:
+            status = SolutionStatus.FEASIBLE    # the plan returned is worth less than the solver proved
         return SolveResult(
             backend=self.name,
             termination=term,
@@ -115,7 +131,7 @@ class HighsBackend:
             x=x,
             objective=objective,
             bound=bound,
-            gap=relative_gap(objective, bound) if has_point else None,
+            gap=gap,
             solve_seconds=seconds,
             solver_version=self.version(),
             message=h.modelStatusToString(ms),
