@@ -214,6 +214,7 @@ def misses_table(outcome: Outcome) -> pd.DataFrame:
                                         "withdrawn"])
     if frame.empty:
         return frame
+    frame["category"] = frame["category"].astype("Int64")     # 0-3, empty for systems and system-wide projects
     frame["_o"] = frame["type"].map(order)
     frame = frame.sort_values(["_o", "need_weighted_benefit", "id"], ascending=[True, False, True])
     return frame.drop(columns="_o").reset_index(drop=True)
@@ -318,7 +319,11 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         if len(low) > 15:
             lines.append(f"  … and {len(low) - 15} more (misses.csv)")
         proj = m[(m["type"] == "project") & m["counts_as_unmet"]]
-        lines.append(f"Largest need-weighted benefit left unfunded ({len(proj)} projects):")
+        others = int(((m["type"] == "project") & ~m["counts_as_unmet"]).sum())
+        note = (f"; {others} other unfunded project{'' if others == 1 else 's'} are alternatives in a group, "
+                "whose need is counted once" if others else "")
+        lines.append(f"Largest need-weighted benefit left unfunded ({len(proj)} project"
+                     f"{'' if len(proj) == 1 else 's'} counted as unmet{note}):")
         for r in proj.head(5).itertuples():
             lines.append(f"  {r.id} {r.name}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f}")
     s = t["systems"]

@@ -187,7 +187,8 @@ def test_outputs_are_tables_and_strict_json(tiny: Scenario, tmp_path: Path) -> N
     assert set(a.tables) == {"projects", "samples"}
     json.dumps(a.summary, allow_nan=False)
     folder = write_folder(tmp_path / "robust", a.files())
-    assert sorted(p.name for p in folder.iterdir()) == ["projects.csv", "samples.csv", "summary.json"]
+    written = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))   # not the folder marker
+    assert written == ["projects.csv", "samples.csv", "summary.json", "timing.json"]
     back = pd.read_csv(folder / "projects.csv")
     assert list(back["project_id"]) == list(a.tables["projects"]["project_id"])
     assert json.loads((folder / "summary.json").read_text())["parameters"]["samples"] == 3

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -54,6 +55,7 @@ from ..accounting import Accounts, View, view
 from ..api import solve
 from ..audit import AuditReport, audit
 from ..backends import get_backend
+from ..checks import fy
 from ..errors import AuditError, BackendError, InputError
 from ..executor import run_all
 from ..formulation import Formulation, formulate, project_systems
@@ -514,6 +516,11 @@ def sample_table(results: list[SampleResult], nominal: Decisions, plan_index: in
     return df
 
 
+def _n(count: int, noun: str) -> str:
+    """'1 sample', '2 samples'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.1f}%"
 
@@ -669,8 +676,9 @@ def _robust_text(scenario: Scenario, nominal: Outcome, projects: pd.DataFrame, t
                  f"{_pct(res['nominal_feasibility_rate'])} (95% CI {_pct(lo)}-{_pct(hi)})")
     broken = table.loc[~table["nominal_feasible"], "nominal_violation"]
     if len(broken):
-        first = Counter(v.split(":")[0] for v in broken).most_common(3)
-        lines.append("  breaks first at: " + ", ".join(f"{k} ({c} samples)" for k, c in first))
+        first = Counter(re.sub(r"^(\d{4})\b", lambda y: fy(int(y.group(1))), v.split(":")[0])
+                        for v in broken).most_common(3)
+        lines.append("  breaks first at: " + ", ".join(f"{k} ({_n(c, 'sample')})" for k, c in first))
     for pot, what in (("national", "the national pots"), ("local", "systems' local limits")):
         q = res["overspend"][pot]
         if q and q["max"] > 0:
@@ -678,9 +686,9 @@ def _robust_text(scenario: Scenario, nominal: Outcome, projects: pd.DataFrame, t
                          f"80th percentile £{q['p80']:,.1f}m, 90th £{q['p90']:,.1f}m, max £{q['max']:,.1f}m")
     reg = res["regret"]
     if reg["samples"]:
-        lines.append(f"Regret where it fits ({reg['samples']} samples): mean {reg['mean']:,.2f} points "
+        lines.append(f"Regret where it fits ({_n(reg['samples'], 'sample')}): mean {reg['mean']:,.2f} points "
                      f"(gap band {reg['mean_low']:,.2f}-{reg['mean_high']:,.2f}), max {reg['max']:,.2f}; "
-                     f"certainly > 0 in {reg['certain']} samples")
+                     f"certainly > 0 in {_n(reg['certain'], 'sample')}")
     lines.append(f"Samples with a plan: {res['samples_with_plan']}/{n}; sample gaps up to "
                  f"{_pct(summary['sample_solves']['max_gap'] or 0)}")
     lines.append(f"Core index (share of sample optima funding a project): {res['core']} core, "
