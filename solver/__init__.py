@@ -9,9 +9,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .api import solve  # noqa: E402
+from .errors import (  # noqa: E402
+    AuditError,
+    BackendError,
+    EnvelopeError,
+    InfeasibleError,
+    InputError,
+    NoSolutionError,
+)
 from .instance import load_instance  # noqa: E402
 from .outcome import Outcome  # noqa: E402
 from .report import tables  # noqa: E402
 from .scenario import Scenario, load_scenario  # noqa: E402
 
-__all__ = ["__version__", "load_scenario", "load_instance", "solve", "tables", "Scenario", "Outcome"]
+__all__ = ["__version__", "load_scenario", "load_instance", "solve", "tables", "Scenario", "Outcome",
+           "EnvelopeError", "InputError", "InfeasibleError", "BackendError", "AuditError", "NoSolutionError"]
