@@ -3,11 +3,12 @@ unless ``--debug``.
 
 Exit codes: 0 success; 2 bad input; 3 infeasible; 4 solver backend missing or failed;
 5 plan audit failed (a bug: please report); 6 stopped without any plan (time limit);
-130 interrupted; 1 unexpected error.
+130 interrupted (Ctrl-C; ``solve`` still writes the best plan found so far); 1 unexpected error.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -129,6 +130,7 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     from .api import solve as run_solve
     from .outputs import write_folder
     from .report import format_summary, summary, tables, timings
+    from .result import Termination
     from .scenario import load_scenario
 
     check_solver_options(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
@@ -142,6 +144,9 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     written = write_folder(target, files)
     click.echo(format_summary(outcome, t))
     click.echo(f"\nWrote {', '.join(files)} to {written}")
+    if outcome.termination == Termination.INTERRUPTED:  # a script must tell this from a finished run
+        click.echo(f"interrupted: the best plan found so far was written to {written}", err=True)
+        sys.exit(130)
 
 
 @main.command()
@@ -156,9 +161,10 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
     from .explain import explain as run_explain
     from .scenario import load_scenario
 
-    sc = load_scenario(scenario)
     if backend not in ("highs", "cbc", "scip"):
         raise InputError(None, f"option --backend: the elastic model needs highs, cbc or scip (got '{backend}')")
+    check_solver_options(time_limit=time_limit)
+    sc = load_scenario(scenario)
     why = run_explain(sc, backend=backend, time_limit=time_limit)
     if why.feasible:
         click.echo(f"{scenario}: feasible — no rule needs relaxing")
@@ -185,10 +191,6 @@ def list_backends_cmd() -> None:
     ok = set(available_backends())
     for name in backend_names():
         click.echo(f"{name:6} {'available' if name in ok else 'not installed'}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,7 +222,8 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
 @click.option("--from", "start", type=float, default=1.0, show_default=True, help="Highest level (× envelope).")
 @click.option("--to", "stop", type=float, default=0.5, show_default=True, help="Lowest envelope level.")
 @click.option("--step", type=float, default=0.05, show_default=True, help="Step between levels.")
-@click.option("--cut", "cuts", type=float, multiple=True, help="Cut in £m instead of levels (repeatable).")
+@click.option("--cut", "cuts", type=float, multiple=True,
+              help="Cut in £m (>= 0) instead of levels (repeatable).")
 @click.option("--year", type=int, default=None, help="Cut only this year (with --cut).")
 @click.option("--pot", type=click.Choice(["capital", "revenue"]), default=None, help="Cut only this pot.")
 @click.option("--nested", is_flag=True, help="Force each lower level's plan to be a subset of the one above.")
@@ -231,19 +234,25 @@ def ladder(scenario: Path, start: float, stop: float, step: float, cuts: tuple[f
     """Cut ladder: who drops out first as the envelope is cut."""
     from .sensitivity.ladder import ladder as run
 
+    bad = [c for c in cuts if not (c >= 0 and math.isfinite(c))]
+    if bad:
+        raise InputError(None, f"option --cut: must be a non-negative amount of £m (got {bad[0]:g})")
     _run_analysis(scenario, "ladder", output, run, solver, start=start, stop=stop, step=step,
                   cuts_gbpm=list(cuts) or None, year=year, pot=pot, nested=nested, workers=workers)
 
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--delta", type=float, default=1.0, show_default=True, help="£m added and removed per year and pot.")
+@click.option("--delta", type=float, default=1.0, show_default=True,
+              help="£m (> 0) added and removed per year and pot.")
 @_analysis_options
 @_handle_errors
 def value(scenario: Path, delta: float, output: Path | None, workers: int, **solver: Any) -> None:
     """Value of money: what £1m more (or less) in each year and pot is worth."""
     from .sensitivity.value import value_of_money as run
 
+    if not (delta > 0 and math.isfinite(delta)):
+        raise InputError(None, f"option --delta: must be a positive number of £m (got {delta:g})")
     _run_analysis(scenario, "value", output, run, solver, delta=delta, workers=workers)
 
 
@@ -260,7 +269,8 @@ def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> N
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--samples", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--samples", type=click.IntRange(1, 100000), default=100, show_default=True,
+              help="Number of samples (uncertain costs, benefits and weights) to re-solve.")
 @_analysis_options
 @_handle_errors
 def robust(scenario: Path, samples: int, output: Path | None, workers: int, **solver: Any) -> None:
@@ -297,13 +307,16 @@ def alternatives(scenario: Path, k: int, within: str, samples: int, mga_gap: str
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--k", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Funded and unfunded projects closest to the margin.")
-@click.option("--tolerance", type=float, default=0.01, show_default=True, help="Bisection tolerance on the factor.")
+@click.option("--tolerance", type=float, default=0.01, show_default=True,
+              help="Bisection tolerance on the factor, relative, in (0, 1).")
 @_analysis_options
 @_handle_errors
 def thresholds(scenario: Path, k: int, tolerance: float, output: Path | None, workers: int, **solver: Any) -> None:
     """Borderline thresholds: the cost or benefit change that drops or brings in a project."""
     from .sensitivity.thresholds import thresholds as run
 
+    if not 0 < tolerance < 1:
+        raise InputError(None, f"option --tolerance: must be a fraction in (0, 1), e.g. 0.01 (got {tolerance:g})")
     _run_analysis(scenario, "thresholds", output, run, solver, k=k, tolerance=tolerance, workers=workers)
 
 
@@ -316,3 +329,7 @@ def _fraction(text: str, option: str) -> float:
     if not 0 <= value < 1:
         raise InputError(None, f"option {option}: must be between 0% and 100% (got '{text}')")
     return value
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -570,12 +570,15 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     screening solves included) and ``margin`` (every eligible project's value density, screen
     verdict and selection).
     """
-    if k < 0:
-        raise ValueError("k must be >= 0")
+    from ..errors import InputError
+
+    if not k >= 0:
+        raise InputError(None, f"k must be >= 0 (got {k})")
     if not 0 < tolerance < 1:
-        raise ValueError("tolerance must be in (0, 1)")
-    if not (0 <= decrease[0] < decrease[1] == 1.0 and 1.0 == increase[0] < increase[1]):
-        raise ValueError("brackets must be [a, 1] with a >= 0 for decreases and [1, b] for increases")
+        raise InputError(None, f"tolerance must be a fraction in (0, 1), e.g. 0.01 (got {tolerance})")
+    if not (0 <= decrease[0] < decrease[1] == 1.0 and 1.0 == increase[0] < increase[1] < math.inf):
+        raise InputError(None, "brackets must be [a, 1] with a >= 0 for decreases and [1, b] for increases "
+                               f"(got {tuple(decrease)} and {tuple(increase)})")
     t0 = time.perf_counter()
     solver = {key: v for key, v in solver.items() if v is not None}
     sc = scenario.with_solver(**solver)
@@ -584,8 +587,15 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     proof_opts = {**solver_opts, "mip_gap": 0.0,
                   "time_limit": proof_time_limit if proof_time_limit is not None else sc.solver.time_limit}
     base = point(sc, "baseline", **solver_opts)
-    if not base.feasible:
-        raise ValueError(f"scenario {sc.name}: the baseline has no plan ({base.status}); nothing to threshold")
+    if not base.feasible:  # no plan to threshold: fail as ``solve`` does (exit 3 with its causes, or 6)
+        from ..api import solve
+        from ..errors import InfeasibleError, NoSolutionError
+
+        if base.status == "InfeasibleError":
+            solve(sc, **solver_opts)  # raises InfeasibleError with the causes in the user's terms
+            raise InfeasibleError(f"scenario {sc.name}: no plan satisfies every rule")
+        raise NoSolutionError(f"scenario {sc.name}: the solver stopped without any plan for the baseline; "
+                              "raise the time limit (--time-limit)")
     margin = margin_table(sc, base.starts)
     screen_rows, screen_seconds = _select(sc, margin, k, base.decisions(), solver_opts, decrease[0], workers,
                                           screen)

@@ -496,7 +496,9 @@ def value_of_money(scenario: Scenario, *, delta: float = 1.0, workers: int = 1, 
     Tables: ``money`` (one row per year and pot). ``lp`` adds the LP-relaxation duals.
     """
     if not (delta > 0 and math.isfinite(delta)):
-        raise ValueError(f"delta must be a positive number of £m (got {delta})")
+        from ..errors import InputError
+
+        raise InputError(None, f"delta must be a positive number of £m (got {delta})")
     sc = scenario.with_solver(**solver)
     gaps, tl = refine_settings(sc, refine_gaps, refine_time_limit)
     wall0 = time.perf_counter()
