@@ -128,16 +128,17 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     """Solve a scenario, print a summary and write plan.csv, systems.csv, misses.csv, budget.csv,
     summary.json and timing.json."""
     from .api import solve as run_solve
-    from .outputs import write_folder
+    from .outputs import check_output_folder, write_folder
     from .report import format_summary, summary, tables, timings
     from .result import Termination
     from .scenario import load_scenario
 
     check_solver_options(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     sc = load_scenario(scenario)
+    target = output if output is not None else Path("out") / sc.name
+    check_output_folder(target)     # refuse a foreign folder before a long solve, not after
     outcome = run_solve(sc, backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     t = tables(outcome)
-    target = output if output is not None else Path("out") / sc.name
     files: dict[str, Any] = {f"{k}.csv": v for k, v in t.items()}
     files["summary.json"] = summary(outcome)
     files["timing.json"] = timings(outcome)
@@ -205,13 +206,14 @@ def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callable[..., Any],
                   solver: dict[str, Any], **kwargs: Any) -> None:
     """Load, run one analysis, print its ranked summary and write its tables atomically."""
-    from .outputs import write_folder
+    from .outputs import check_output_folder, write_folder
     from .scenario import load_scenario
 
     check_solver_options(**solver)
     sc = load_scenario(scenario).with_solver(**solver)
-    analysis = run(sc, **kwargs)
     target = output if output is not None else Path("out") / f"{sc.name}-{command}"
+    check_output_folder(target)     # refuse a foreign folder before a long analysis, not after
+    analysis = run(sc, **kwargs)
     written = write_folder(target, analysis.files())
     click.echo(analysis.text)
     click.echo(f"\nWrote {', '.join(analysis.files())} to {written}")

@@ -29,6 +29,8 @@ class SerialExecutor(Executor):
         fut: Future[R] = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
+        except (KeyboardInterrupt, SystemExit):
+            raise                     # Ctrl-C stops the run now, not after every remaining task
         except BaseException as exc:  # noqa: BLE001 - delivered through the future like a pool would
             fut.set_exception(exc)
         return fut

@@ -22,6 +22,7 @@ from .backends import SolveOptions, get_backend
 from .checks import fy, obvious_causes
 from .formulation import Formulation, formulate
 from .model import INF, MILP
+from .result import Termination
 from .scenario import Scenario
 
 MONEY_FAMILIES = ("budget", "local_capital", "headroom", "carry_over", "fair_share")
@@ -164,6 +165,8 @@ def explain(scenario: Scenario, *, backend: str = "highs", time_limit: float | N
     opts = SolveOptions(time_limit=time_limit or scenario.solver.time_limit, mip_gap=1e-6,
                         threads=scenario.solver.threads, seed=scenario.solver.seed)
     result = get_backend(backend).solve(model, opts)
+    if result.termination == Termination.INTERRUPTED:
+        raise KeyboardInterrupt    # Ctrl-C: stop, rather than explain from a half-finished search
     out = Explanation(scenario=scenario.name, causes=causes, status=result.status.value)
     if not result.has_solution or result.x is None:
         return out

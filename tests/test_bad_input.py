@@ -19,13 +19,14 @@ from click.testing import CliRunner, Result
 from solver.cli import main
 from solver.errors import InputError
 from solver.instance import load_instance
+from solver.outputs import MARKER
 from solver.scenario import load_scenario
 from solver.tables import CostRow, read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "instances" / "tiny"
 SCENARIO = "baseline.toml"
-OUTPUT_FILES = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json"}
+OUTPUT_FILES = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json", MARKER}
 
 
 @pytest.fixture

@@ -52,3 +52,34 @@ def test_bad_fraction_exits_2(tmp_path: Path, option: str, value: str) -> None:
     assert result.exit_code == 2
     assert option in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["value", "robust", "thresholds"])
+def test_ctrl_c_stops_the_whole_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """A solve interrupted by Ctrl-C (HiGHS keeps its incumbent and returns) ends the analysis with
+    exit 130 and writes nothing, instead of carrying on with the next re-solve."""
+    import dataclasses
+
+    from solver.backends.highs import HighsBackend
+    from solver.result import Termination
+
+    real = HighsBackend.solve
+    calls = {"n": 0, "interrupted_at": 0}
+
+    def interrupted_later(self, model, options, start=None):
+        result = real(self, model, options, start)
+        calls["n"] += 1
+        if calls["n"] >= 3 and result.has_solution and not calls["interrupted_at"]:
+            calls["interrupted_at"] = calls["n"]     # HiGHS returns its incumbent on Ctrl-C
+        if calls["interrupted_at"] and result.has_solution:
+            return dataclasses.replace(result, termination=Termination.INTERRUPTED)
+        return result
+
+    monkeypatch.setattr(HighsBackend, "solve", interrupted_later)
+    args, _ = COMMANDS[command]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [command, str(TINY), "-o", str(out), "--gap", "0", *args])
+    assert result.exit_code == 130, result.output
+    assert not out.exists()
+    assert calls["interrupted_at"]
+    assert calls["n"] == calls["interrupted_at"]     # no solve after the interrupted one

@@ -17,6 +17,7 @@ import pandas as pd
 from ..api import solve
 from ..errors import InfeasibleError, NoSolutionError
 from ..plan import Decisions
+from ..result import Termination
 from ..scenario import Scenario
 
 
@@ -52,6 +53,8 @@ def point(scenario: Scenario, label: str = "", *, start: Decisions | None = None
         out = solve(scenario, start=start, **solver)  # type: ignore[arg-type]
     except (InfeasibleError, NoSolutionError) as exc:
         return Point(label=label, feasible=False, status=type(exc).__name__)
+    if out.termination == Termination.INTERRUPTED:
+        raise KeyboardInterrupt    # Ctrl-C stops the whole analysis, not only this solve
     acc = out.audit.accounts
     assert acc is not None
     bound = out.bound if out.bound is not None else out.objective

@@ -62,7 +62,7 @@ from ..formulation import Formulation, formulate, project_systems
 from ..model import MILP
 from ..outcome import Outcome
 from ..plan import Decisions, decode, encode
-from ..result import SolutionStatus, relative_gap
+from ..result import SolutionStatus, Termination, relative_gap
 from ..scenario import Scenario
 from .common import Analysis, Point
 
@@ -201,6 +201,8 @@ def solve_variant(scenario: Scenario, form: Formulation | None = None, model: MI
         x0 = np.zeros(model.n_cols)
         x0[:n] = encode(form, start)
     result = engine.solve(model, scenario.solve_options(), start=x0)
+    if result.termination == Termination.INTERRUPTED:
+        raise KeyboardInterrupt    # Ctrl-C stops the whole analysis, not only this solve
     if result.status == SolutionStatus.INFEASIBLE:
         return Variant(status="infeasible", solve_seconds=result.solve_seconds, message=result.message)
     if result.status == SolutionStatus.ERROR:

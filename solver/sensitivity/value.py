@@ -42,7 +42,7 @@ from ..executor import run_all
 from ..formulation import POTS, formulate, project_systems
 from ..model import MILP
 from ..plan import Decisions, decode, encode
-from ..result import SolutionStatus, relative_gap
+from ..result import SolutionStatus, Termination, relative_gap
 from ..scenario import Scenario
 from .common import Analysis, Point, shifted_envelope
 
@@ -90,6 +90,8 @@ def solve_point(task: SolveTask) -> Point:
         model.col_hi[form.x[off]] = 0.0
     x0 = encode(form, task.start) if task.start is not None else None
     result = engine.solve(model, sc.solve_options(), start=x0)
+    if result.termination == Termination.INTERRUPTED:
+        raise KeyboardInterrupt    # Ctrl-C stops the whole analysis, not only this solve
     if result.status == SolutionStatus.ERROR:
         raise BackendError(f"backend {result.backend} failed: {result.message}")
     if result.status == SolutionStatus.INFEASIBLE:
