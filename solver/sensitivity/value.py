@@ -256,15 +256,12 @@ def refine(points: dict[str, Point], tasks: dict[str, SolveTask], comparisons: S
         label = f"re-solving at gap {gap:g}"
         first = run_all(solve_point, jobs[:probe], workers=workers, label=label)
         _merge_into(points, need[:probe], first, gap, time_limit, log)
-        if len(jobs) > probe:
-            if not any(_tight(new, gap) for new in first):
-                stalled_at = gap
-                _log_skipped(log, need[probe:], gap, time_limit, gap)
-            else:
-                rest = run_all(solve_point, jobs[probe:], workers=workers, label=label)
-                _merge_into(points, need[probe:], rest, gap, time_limit, log)
-        elif not any(_tight(new, gap) for new in first):
+        if not any(_tight(new, gap) for new in first):
             stalled_at = gap
+            _log_skipped(log, need[probe:], gap, time_limit, gap)
+        elif len(jobs) > probe:
+            rest = run_all(solve_point, jobs[probe:], workers=workers, label=label)
+            _merge_into(points, need[probe:], rest, gap, time_limit, log)
         for a, target in alias.items():
             points[a] = dataclasses.replace(points[target], label=a)
     return points
