@@ -12,7 +12,7 @@ from typing import Any
 
 import pulp
 
-from solver.model import MILP
+from solver.mip.arrays import MILP
 
 
 def build_term_by_term(model: MILP) -> Any:

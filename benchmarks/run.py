@@ -45,13 +45,13 @@ sys.path.insert(0, str(HERE))  # synthetic.py, also when this file is imported r
 from pulp_reference import build_term_by_term  # noqa: E402
 from synthetic import copies_for, scale_scenario  # noqa: E402
 
-import solver.formulation as formulation_module  # noqa: E402
+import solver.mip.formulation as formulation_module  # noqa: E402
 from solver.api import solve  # noqa: E402
 from solver.backends import DEFAULT_BACKEND, backend_names  # noqa: E402
 from solver.backends.cbc import build_pulp_problem  # noqa: E402
-from solver.formulation import formulate  # noqa: E402
-from solver.model import ModelBuilder  # noqa: E402
-from solver.scenario import Scenario, load_scenario  # noqa: E402
+from solver.data.scenario import Scenario, load_scenario  # noqa: E402
+from solver.mip.arrays import ModelBuilder  # noqa: E402
+from solver.mip.formulation import formulate  # noqa: E402
 
 SCENARIOS = {
     "baseline": ROOT / "instances" / "england" / "baseline.toml",
@@ -672,7 +672,7 @@ def render(report: Report) -> str:
                      "all proved <= 0.1%"], ttg_rows)
 
     lines += ["", "## 2. Build time: arrays vs term-by-term PuLP", "",
-              "`array` = `solver.formulation.formulate(scenario)` (data preparation + every `define_*` + "
+              "`array` = `solver.mip.formulation.formulate(scenario)` (data preparation + every `define_*` + "
               "CSR assembly); `PuLP term` = `benchmarks/pulp_reference.py`, the same model written the way a "
               "PuLP model usually is, `lpSum(coef * var)` per row (the target's comparison); `PuLP bulk` = "
               "`solver.backends.cbc.build_pulp_problem(form.model)`, which hands PuLP each row's pairs at once "

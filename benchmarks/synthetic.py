@@ -17,7 +17,7 @@ and the scenario's resolved one, cuts included) is multiplied by ``copies``. Eac
 its systems' ``local_capital`` and ``revenue_headroom``, so the model stays as tight as the
 original. ``_row``/``_line`` are renumbered so that validation messages still point at a row.
 
-    >>> from solver.scenario import load_scenario
+    >>> from solver.data.scenario import load_scenario
     >>> big = scale_scenario(load_scenario("instances/england/baseline.toml"), copies=21)
     >>> len(big.instance.projects)   # 21 x 957
     20097
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from solver.instance import Instance, check_instance
-from solver.scenario import Scenario
+from solver.data.instance import Instance, check_instance
+from solver.data.scenario import Scenario
 
 #: Default seed of the perturbations (copy k uses the stream ``(seed, k)``).
 DEFAULT_SEED = 20260101

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import solve  # noqa: E402
-from .errors import (  # noqa: E402
+from solver.api import solve  # noqa: E402
+from solver.data.instance import load_instance  # noqa: E402
+from solver.data.scenario import Scenario, load_scenario  # noqa: E402
+from solver.errors import (  # noqa: E402
     AuditError,
     BackendError,
     EnvelopeError,
@@ -17,10 +19,8 @@ from .errors import (  # noqa: E402
     InputError,
     NoSolutionError,
 )
-from .instance import load_instance  # noqa: E402
-from .outcome import Outcome  # noqa: E402
-from .report import tables  # noqa: E402
-from .scenario import Scenario, load_scenario  # noqa: E402
+from solver.present.report import tables  # noqa: E402
+from solver.solve.outcome import Outcome  # noqa: E402
 
 __all__ = ["__version__", "load_scenario", "load_instance", "solve", "tables", "Scenario", "Outcome",
            "EnvelopeError", "InputError", "InfeasibleError", "BackendError", "AuditError", "NoSolutionError"]

@@ -7,15 +7,16 @@
 
 from __future__ import annotations
 
-from .audit import audit
-from .backends import get_backend
-from .errors import AuditError, BackendError, InfeasibleError, NoSolutionError
-from .explain import explain
-from .formulation import formulate
-from .outcome import Outcome
-from .plan import Decisions, decode, encode
-from .result import SolutionStatus
-from .scenario import Scenario
+from solver.backends import get_backend
+from solver.backends.result import SolutionStatus
+from solver.data.scenario import Scenario
+from solver.errors import AuditError, BackendError, InfeasibleError, NoSolutionError
+from solver.mip.formulation import formulate
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
+from solver.solve.encoding import decode, encode
+from solver.solve.explain import explain
+from solver.solve.outcome import Outcome
 
 
 def solve(

@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .errors import EnvelopeError, InfeasibleError, InputError, NoSolutionError
+from solver import __version__
+from solver.errors import EnvelopeError, InfeasibleError, InputError, NoSolutionError
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,8 +80,8 @@ def check_solver_options(**given: Any) -> None:
     """``InputError`` naming the command-line option (not the scenario file) whose value is invalid."""
     from pydantic import ValidationError
 
-    from .backends import backend_names
-    from .scenario import SolverSettings
+    from solver.backends import backend_names
+    from solver.data.scenario import SolverSettings
 
     given = {k: v for k, v in given.items() if v is not None}
     if "backend" in given and given["backend"] not in backend_names():
@@ -101,9 +101,9 @@ def check_solver_options(**given: Any) -> None:
 @_handle_errors
 def validate(scenario: Path) -> None:
     """Check a scenario, its instance and policy model; solve nothing."""
-    from .checks import obvious_causes
-    from .formulation import formulate
-    from .scenario import load_scenario
+    from solver.data.scenario import load_scenario
+    from solver.mip.formulation import formulate
+    from solver.solve.checks import obvious_causes
 
     sc = load_scenario(scenario)
     form = formulate(sc)
@@ -127,11 +127,11 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
           mip_gap: float | None, threads: int | None, seed: int | None) -> None:
     """Solve a scenario, print a summary and write plan.csv, systems.csv, misses.csv, budget.csv,
     summary.json and timing.json."""
-    from .api import solve as run_solve
-    from .outputs import check_output_folder, write_folder
-    from .report import format_summary, summary, tables, timings
-    from .result import Termination
-    from .scenario import load_scenario
+    from solver.api import solve as run_solve
+    from solver.backends.result import Termination
+    from solver.data.scenario import load_scenario
+    from solver.present.outputs import check_output_folder, write_folder
+    from solver.present.report import format_summary, summary, tables, timings
 
     check_solver_options(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     sc = load_scenario(scenario)
@@ -159,8 +159,8 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
     """Say why a scenario has no plan: obvious causes, then the smallest relaxation of the rules
     (budgets, local limits, mandatory items, commitments, dependencies, fair shares,
     standardisation) that would make it feasible. Exit 0 if the scenario is feasible."""
-    from .explain import explain as run_explain
-    from .scenario import load_scenario
+    from solver.data.scenario import load_scenario
+    from solver.solve.explain import explain as run_explain
 
     if backend not in ("highs", "cbc", "scip"):
         raise InputError(None, f"option --backend: the elastic model needs highs, cbc or scip (got '{backend}')")
@@ -178,7 +178,7 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
 @main.command("models")
 def list_models_cmd() -> None:
     """List the built-in policy models."""
-    from .scenario import list_models
+    from solver.data.scenario import list_models
 
     for name in list_models():
         click.echo(name)
@@ -187,7 +187,7 @@ def list_models_cmd() -> None:
 @main.command("backends")
 def list_backends_cmd() -> None:
     """List solver backends and whether each is installed."""
-    from .backends import available_backends, backend_names
+    from solver.backends import available_backends, backend_names
 
     ok = set(available_backends())
     for name in backend_names():
@@ -206,8 +206,8 @@ def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callable[..., Any],
                   solver: dict[str, Any], **kwargs: Any) -> None:
     """Load, run one analysis, print its ranked summary and write its tables atomically."""
-    from .outputs import check_output_folder, write_folder
-    from .scenario import load_scenario
+    from solver.data.scenario import load_scenario
+    from solver.present.outputs import check_output_folder, write_folder
 
     check_solver_options(**solver)
     sc = load_scenario(scenario).with_solver(**solver)
@@ -234,7 +234,7 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
 def ladder(scenario: Path, start: float, stop: float, step: float, cuts: tuple[float, ...], year: int | None,
            pot: str | None, nested: bool, output: Path | None, workers: int, **solver: Any) -> None:
     """Cut ladder: who drops out first as the envelope is cut."""
-    from .sensitivity.ladder import ladder as run
+    from solver.analyses.ladder import ladder as run
 
     bad = [c for c in cuts if not (c >= 0 and math.isfinite(c))]
     if bad:
@@ -251,7 +251,7 @@ def ladder(scenario: Path, start: float, stop: float, step: float, cuts: tuple[f
 @_handle_errors
 def value(scenario: Path, delta: float, output: Path | None, workers: int, **solver: Any) -> None:
     """Value of money: what £1m more (or less) in each year and pot is worth."""
-    from .sensitivity.value import value_of_money as run
+    from solver.analyses.value import value_of_money as run
 
     if not (delta > 0 and math.isfinite(delta)):
         raise InputError(None, f"option --delta: must be a positive number of £m (got {delta:g})")
@@ -264,7 +264,7 @@ def value(scenario: Path, delta: float, output: Path | None, workers: int, **sol
 @_handle_errors
 def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> None:
     """Price of each rule: the objective gained by relaxing each active rule family in turn."""
-    from .sensitivity.rules import rule_prices as run
+    from solver.analyses.prices import rule_prices as run
 
     _run_analysis(scenario, "rules", output, run, solver, workers=workers)
 
@@ -278,7 +278,7 @@ def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> N
 def robust(scenario: Path, samples: int, output: Path | None, workers: int, **solver: Any) -> None:
     """Robustness: each project's inclusion frequency under uncertain costs, benefits and weights
     (--seed seeds the sampling and the solver)."""
-    from .sensitivity.robust import robustness as run
+    from solver.analyses.robust import robustness as run
 
     _run_analysis(scenario, "robust", output, run, solver, samples=samples, seed=solver.get("seed") or 0,
                   workers=workers)
@@ -298,7 +298,7 @@ def alternatives(scenario: Path, k: int, within: str, samples: int, mga_gap: str
                  workers: int, **solver: Any) -> None:
     """Near-optimal alternatives: plans within a stated loss that differ most from the optimum
     (--seed seeds the robustness sampling and the solver)."""
-    from .sensitivity.alternatives import alternatives as run
+    from solver.analyses.alternatives import alternatives as run
 
     _run_analysis(scenario, "alternatives", output, run, solver, k=k, within=_fraction(within, "--within"),
                   robustness_samples=samples, seed=solver.get("seed") or 0, workers=workers,
@@ -315,7 +315,7 @@ def alternatives(scenario: Path, k: int, within: str, samples: int, mga_gap: str
 @_handle_errors
 def thresholds(scenario: Path, k: int, tolerance: float, output: Path | None, workers: int, **solver: Any) -> None:
     """Borderline thresholds: the cost or benefit change that drops or brings in a project."""
-    from .sensitivity.thresholds import thresholds as run
+    from solver.analyses.thresholds import thresholds as run
 
     if not 0 < tolerance < 1:
         raise InputError(None, f"option --tolerance: must be a fraction in (0, 1), e.g. 0.01 (got {tolerance:g})")

@@ -1,7 +1,7 @@
 """Brute-force optimum of a small scenario: enumerate every plan, keep those the audit accepts.
 
 Independent of the formulation: plans are enumerated from the tables, feasibility and objective
-come from ``solver.audit``; where carry-over or capital-to-revenue flexibility is on, a small
+come from ``solver.solve.audit``; where carry-over or capital-to-revenue flexibility is on, a small
 direct calculation (``_money_moves``) decides whether the money can be moved so that the plan fits.
 """
 
@@ -11,10 +11,10 @@ import itertools
 
 import numpy as np
 
-from solver.accounting import View, account, view
-from solver.audit import audit
-from solver.plan import Decisions
-from solver.scenario import Scenario
+from solver.data.scenario import Scenario
+from solver.solve.accounting import View, account, view
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
 
 
 def project_choices(scenario: Scenario) -> dict[str, list[object]]:

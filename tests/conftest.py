@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from solver.backends import available_backends
-from solver.scenario import Scenario, load_scenario
+from solver.data.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "instances" / "tiny"

@@ -23,7 +23,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from solver.scenario import Scenario, load_scenario
+from solver.data.scenario import Scenario, load_scenario
 
 YEAR0 = 2025
 PLATFORMS = ("Epic", "Cerner", "Meditech")

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from solver import load_scenario, solve
-from solver.accounting import view
-from solver.audit import audit
+from solver.analyses.alternatives import alternatives
+from solver.data.scenario import Scenario
 from solver.errors import InputError
-from solver.plan import Decisions
-from solver.scenario import Scenario
-from solver.sensitivity.alternatives import alternatives
+from solver.solve.accounting import view
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
 from tests.bruteforce import project_choices
 
 ROOT = Path(__file__).resolve().parent.parent

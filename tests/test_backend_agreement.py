@@ -9,7 +9,7 @@ import pytest
 
 from solver import load_scenario, solve
 from solver.backends import available_backends
-from solver.scenario import Scenario
+from solver.data.scenario import Scenario
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
 

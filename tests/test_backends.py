@@ -23,9 +23,9 @@ from solver.backends import SolveOptions, available_backends, backend_names, get
 from solver.backends import ortools as ort_backend
 from solver.backends._ortools_worker import integer_scale, scale_objective, scale_row
 from solver.backends.cbc import build_pulp_problem, parse_cbc_log
+from solver.backends.result import SolutionStatus, SolveResult, Termination
 from solver.errors import BackendError
-from solver.model import MILP, ModelBuilder
-from solver.result import SolutionStatus, SolveResult, Termination
+from solver.mip.arrays import MILP, ModelBuilder
 
 INF = np.inf
 BACKENDS = available_backends()

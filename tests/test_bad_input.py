@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from solver.cli import main
+from solver.data.instance import load_instance
+from solver.data.readers import CostRow, read_table
+from solver.data.scenario import load_scenario
 from solver.errors import InputError
-from solver.instance import load_instance
-from solver.outputs import MARKER
-from solver.scenario import load_scenario
-from solver.tables import CostRow, read_table
+from solver.present.outputs import MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "instances" / "tiny"

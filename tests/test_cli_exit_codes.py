@@ -14,12 +14,12 @@ from click.testing import CliRunner, Result
 
 import solver.api
 from solver import load_scenario
+from solver.analyses.engine import Point
+from solver.analyses.thresholds import thresholds
+from solver.analyses.value import value_of_money
+from solver.backends.result import Termination
 from solver.cli import main
 from solver.errors import InputError
-from solver.result import Termination
-from solver.sensitivity.common import Point
-from solver.sensitivity.thresholds import thresholds
-from solver.sensitivity.value import value_of_money
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
 
@@ -118,7 +118,7 @@ def test_thresholds_on_an_infeasible_scenario_exits_3_as_the_other_analyses(tmp_
 
 
 def test_thresholds_baseline_without_any_plan_exits_6(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import solver.sensitivity.thresholds as mod
+    import solver.analyses.thresholds as mod
 
     def no_plan(scenario: object, label: str = "", **kwargs: object) -> Point:
         return Point(label=label, feasible=False, status="NoSolutionError")

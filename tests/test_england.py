@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from solver import load_scenario, solve
-from solver.audit import audit
+from solver.backends.result import SolutionStatus
 from solver.cli import main
-from solver.outputs import read_decisions
-from solver.result import SolutionStatus
+from solver.present.outputs import read_decisions
+from solver.solve.audit import audit
 
 ENGLAND = Path(__file__).resolve().parent.parent / "instances" / "england"
 

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 
 from solver import load_scenario, solve
-from solver.audit import audit
 from solver.backends import get_backend
 from solver.backends.base import SolveOptions
+from solver.backends.result import SolutionStatus, Termination
 from solver.errors import BackendError
-from solver.model import ModelBuilder
-from solver.outputs import write_folder
-from solver.plan import Decisions
-from solver.result import SolutionStatus, Termination
+from solver.mip.arrays import ModelBuilder
+from solver.present.outputs import write_folder
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
 

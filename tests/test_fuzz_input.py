@@ -50,10 +50,10 @@ from pydantic.fields import FieldInfo
 
 from solver.backends import backend_names
 from solver.cli import main
-from solver.instance import InstanceMeta
-from solver.policy import Policy
-from solver.scenario import EnvelopeChange, EnvelopeCut, ScenarioFile, SolverSettings
-from solver.tables import KEYS, TABLES, _money
+from solver.data.instance import InstanceMeta
+from solver.data.policy import Policy
+from solver.data.readers import KEYS, TABLES, _money
+from solver.data.scenario import EnvelopeChange, EnvelopeCut, ScenarioFile, SolverSettings
 from tests.test_bad_input import ROOT, SCENARIO, TINY, read_rows
 
 # --------------------------------------------------------------------------- the base instance

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from solver import solve
-from solver.outputs import write_folder
-from solver.scenario import Scenario, load_scenario
-from solver.sensitivity.common import scaled_envelope, shifted_envelope
-from solver.sensitivity.ladder import ladder, ladder_levels
+from solver.analyses.engine import scaled_envelope, shifted_envelope
+from solver.analyses.ladder import ladder, ladder_levels
+from solver.data.scenario import Scenario, load_scenario
+from solver.present.outputs import write_folder
 from tests.bruteforce import brute_force
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"

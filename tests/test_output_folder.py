@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from solver.cli import main
 from solver.errors import InputError
-from solver.outputs import MARKER, OutputFolderError, check_output_folder, write_folder
+from solver.present.outputs import MARKER, OutputFolderError, check_output_folder, write_folder
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny"
 SOLVE_FILES = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json"}

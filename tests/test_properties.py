@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 
 from solver import solve, tables
 from solver.backends import available_backends
+from solver.backends.result import SolutionStatus
+from solver.data.scenario import Scenario
 from solver.errors import InfeasibleError
-from solver.outcome import Outcome
-from solver.result import SolutionStatus
-from solver.scenario import Scenario
+from solver.solve.outcome import Outcome
 from tests.bruteforce import brute_force, project_choices
 from tests.strategies import Case, cases, relabel
 

@@ -12,13 +12,7 @@ import pandas as pd
 import pytest
 
 from solver import load_scenario, solve
-from solver.audit import audit
-from solver.errors import InputError
-from solver.instance import check_instance
-from solver.outputs import write_folder
-from solver.plan import Decisions
-from solver.scenario import Scenario
-from solver.sensitivity.robust import (
+from solver.analyses.robust import (
     DEFAULT_COST_SIGMA,
     apply_draw,
     check_plan,
@@ -28,7 +22,13 @@ from solver.sensitivity.robust import (
     robustness,
     wilson,
 )
-from solver.tables import CostRow
+from solver.data.instance import check_instance
+from solver.data.readers import CostRow
+from solver.data.scenario import Scenario
+from solver.errors import InputError
+from solver.present.outputs import write_folder
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "instances" / "tiny" / "baseline.toml"

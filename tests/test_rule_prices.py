@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from solver import solve
-from solver.sensitivity.common import Analysis
-from solver.sensitivity.rules import relaxations, rule_prices
-from solver.sensitivity.value import SolveTask, plan_changes, project_system_map, solve_point
+from solver.analyses.engine import Analysis
+from solver.analyses.prices import relaxations, rule_prices
+from solver.analyses.value import SolveTask, plan_changes, project_system_map, solve_point
 from tests.bruteforce import brute_force
 from tests.test_ladder import env_key, tiny, tiny_brute
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from solver import solve
-from solver.scenario import Scenario, _deep_merge, load_scenario
+from solver.data.scenario import Scenario, _deep_merge, load_scenario
 from tests.bruteforce import brute_force
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
@@ -83,7 +83,7 @@ def test_rule_alone_matches_brute_force_and_bites(base: Scenario, all_off_optimu
 
 @pytest.mark.parametrize("model", ["need-first", "fair-share"])
 def test_all_rules_together_match_brute_force(base: Scenario, model: str) -> None:
-    from solver.scenario import load_policy
+    from solver.data.scenario import load_policy
 
     policy, _ = load_policy(model, TINY.parent)
     _check(base.with_overrides(policy.model_dump()))

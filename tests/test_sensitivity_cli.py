@@ -61,7 +61,7 @@ def test_ctrl_c_stops_the_whole_analysis(tmp_path: Path, monkeypatch: pytest.Mon
     import dataclasses
 
     from solver.backends.highs import HighsBackend
-    from solver.result import Termination
+    from solver.backends.result import Termination
 
     real = HighsBackend.solve
     calls = {"n": 0, "interrupted_at": 0}

@@ -18,11 +18,7 @@ import pandas as pd
 import pytest
 
 from solver import solve
-from solver.accounting import view
-from solver.audit import audit
-from solver.plan import Decisions
-from solver.scenario import Scenario, load_scenario
-from solver.sensitivity.thresholds import (
+from solver.analyses.thresholds import (
     BENEFIT,
     COST,
     Search,
@@ -40,6 +36,10 @@ from solver.sensitivity.thresholds import (
     search,
     thresholds,
 )
+from solver.data.scenario import Scenario, load_scenario
+from solver.solve.accounting import view
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
 from tests.bruteforce import brute_force, project_choices
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
@@ -58,7 +58,7 @@ def analysis(tiny: Scenario):
 
 
 class Brute:
-    """Exact status of a project at a factor, by enumeration scored with ``solver.audit``.
+    """Exact status of a project at a factor, by enumeration scored with ``solver.solve.audit``.
 
     Plans are enumerated once (structural rules — mandatory, commitments kept, alternatives — are
     filtered as in ``tests/bruteforce.py``). Editing project p only changes plans that fund p,
@@ -300,7 +300,7 @@ def lazy_highs(monkeypatch: pytest.MonkeyPatch) -> None:
     bound because HiGHS proved a tighter one.
     """
     from solver.backends.highs import HighsBackend
-    from solver.result import relative_gap
+    from solver.backends.result import relative_gap
 
     real = HighsBackend.solve
 
@@ -341,8 +341,8 @@ def test_a_stage_that_stops_at_its_time_limit_is_not_tried_again(tiny: Scenario,
     such attempt, and its later probes in band are left undecided instead of trying again."""
     import dataclasses
 
-    import solver.sensitivity.thresholds as th
-    from solver.result import relative_gap
+    import solver.analyses.thresholds as th
+    from solver.backends.result import relative_gap
 
     real = th.point
 

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from solver.formulation import formulate
-from solver.sensitivity.common import Analysis, Point, shifted_envelope
-from solver.sensitivity.value import (
+from solver.analyses.engine import Analysis, Point, shifted_envelope
+from solver.analyses.value import (
     SolveTask,
     _lp_solve,
     certain_ranks,
@@ -22,6 +21,7 @@ from solver.sensitivity.value import (
     refine,
     value_of_money,
 )
+from solver.mip.formulation import formulate
 from tests.test_ladder import env_key, tiny, tiny_brute
 
 
@@ -109,7 +109,7 @@ def test_an_undetermined_difference_is_resolved_tighter() -> None:
 def test_refinement_stops_when_a_probe_cannot_reach_the_gap(monkeypatch: pytest.MonkeyPatch) -> None:
     """A probe that stops on its time limit short of the gap skips the rest of that stage and
     every tighter one (logged as skipped); a probe that reaches it lets the stage run."""
-    import solver.sensitivity.value as value
+    import solver.analyses.value as value
 
     sc = tiny()
     keys = ["a", "b", "c"]

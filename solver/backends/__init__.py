@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from ..errors import BackendError
-from .base import Backend, SolveOptions
+from solver.backends.base import Backend, SolveOptions
+from solver.errors import BackendError
 
 _REGISTRY: dict[str, tuple[str, str]] = {
     "highs": ("solver.backends.highs", "HighsBackend"),

@@ -7,8 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..model import MILP
-from ..result import SolveResult
+from solver.backends.result import SolveResult
+from solver.mip.arrays import MILP
 
 
 @dataclass(frozen=True)

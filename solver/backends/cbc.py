@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BackendError
-from ..model import MILP
-from ..result import SolutionStatus, SolveResult, Termination, relative_gap
-from .base import SolveOptions
+from solver.backends.base import SolveOptions
+from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
+from solver.errors import BackendError
+from solver.mip.arrays import MILP
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pulp

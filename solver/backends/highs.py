@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from ..model import MILP
-from ..result import SolutionStatus, SolveResult, Termination, relative_gap
-from .base import SolveOptions
+from solver.backends.base import SolveOptions
+from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
+from solver.mip.arrays import MILP
 
 
 def highs_lp(model: MILP, *, integer: bool) -> object:

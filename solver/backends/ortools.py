@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import BackendError
-from ..model import MILP
-from ..result import SolutionStatus, SolveResult, Termination, relative_gap
-from .base import SolveOptions
+from solver.backends.base import SolveOptions
+from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
+from solver.errors import BackendError
+from solver.mip.arrays import MILP
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ortools_worker.py")
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .audit import AuditReport
-from .plan import Decisions
-from .result import SolutionStatus, Termination
+from solver.backends.result import SolutionStatus, Termination
+from solver.solve.audit import AuditReport
+from solver.solve.decisions import Decisions
 
 
 @dataclass
 class Outcome:
     """Everything a report needs about one solved scenario."""
 
-    scenario: object               # solver.scenario.Scenario (typed loosely to keep imports acyclic)
+    scenario: object               # solver.data.scenario.Scenario (typed loosely to keep imports acyclic)
     backend: str
     solver_version: str
     status: SolutionStatus

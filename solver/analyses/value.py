@@ -34,17 +34,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..audit import audit
-from ..backends import get_backend
-from ..checks import fy
-from ..errors import AuditError, BackendError, InfeasibleError, NoSolutionError
-from ..executor import run_all
-from ..formulation import POTS, formulate, project_systems
-from ..model import MILP
-from ..plan import Decisions, decode, encode
-from ..result import SolutionStatus, Termination, relative_gap
-from ..scenario import Scenario
-from .common import Analysis, Point, shifted_envelope
+from solver.analyses.engine import Analysis, Point, shifted_envelope
+from solver.backends import get_backend
+from solver.backends.result import SolutionStatus, Termination, relative_gap
+from solver.data.scenario import Scenario
+from solver.errors import AuditError, BackendError, InfeasibleError, NoSolutionError
+from solver.mip.arrays import MILP
+from solver.mip.formulation import POTS, formulate, project_systems
+from solver.run.executor import run_all
+from solver.solve.audit import audit
+from solver.solve.checks import fy
+from solver.solve.decisions import Decisions
+from solver.solve.encoding import decode, encode
 
 PROOF_RTOL = 1e-6
 """A solve is *proven* when bound − objective ≤ PROOF_RTOL · max(1, |objective|) (the audit's
@@ -384,7 +385,7 @@ def base_point(scenario: Scenario, label: str = "base") -> Point:
     if p.feasible:
         return p
     if p.status == "infeasible":
-        from ..api import solve
+        from solver.api import solve
 
         solve(scenario)  # raises InfeasibleError with the causes in the user's terms
         raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule")
@@ -431,7 +432,7 @@ def _lp_solve(model: MILP) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, n
     column duals). ``ValueError`` unless optimal."""
     import highspy
 
-    from ..backends.highs import highs_lp
+    from solver.backends.highs import highs_lp
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -495,7 +496,7 @@ def value_of_money(scenario: Scenario, *, delta: float = 1.0, workers: int = 1, 
     Tables: ``money`` (one row per year and pot). ``lp`` adds the LP-relaxation duals.
     """
     if not (delta > 0 and math.isfinite(delta)):
-        from ..errors import InputError
+        from solver.errors import InputError
 
         raise InputError(None, f"delta must be a positive number of £m (got {delta})")
     sc = scenario.with_solver(**solver)

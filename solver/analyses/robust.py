@@ -14,7 +14,7 @@ not depend on how many workers run them):
   the policy's weights, ``DEFAULT_WEIGHT_SPREAD``). Intervals may overlap, so the order of the
   categories can change between samples.
 
-Every sample is re-solved (warm-started from the nominal plan) through ``solver.executor.run_all``.
+Every sample is re-solved (warm-started from the nominal plan) through ``solver.run.executor.run_all``.
 The analysis reports
 
 - each project's **core index**: the share of samples with a plan whose optimum funds the project,
@@ -51,20 +51,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..accounting import Accounts, View, view
-from ..api import solve
-from ..audit import AuditReport, audit
-from ..backends import get_backend
-from ..checks import fy
-from ..errors import AuditError, BackendError, InputError
-from ..executor import run_all
-from ..formulation import Formulation, formulate, project_systems
-from ..model import MILP
-from ..outcome import Outcome
-from ..plan import Decisions, decode, encode
-from ..result import SolutionStatus, Termination, relative_gap
-from ..scenario import Scenario
-from .common import Analysis, Point
+from solver.analyses.engine import Analysis, Point
+from solver.api import solve
+from solver.backends import get_backend
+from solver.backends.result import SolutionStatus, Termination, relative_gap
+from solver.data.scenario import Scenario
+from solver.errors import AuditError, BackendError, InputError
+from solver.mip.arrays import MILP
+from solver.mip.formulation import Formulation, formulate, project_systems
+from solver.run.executor import run_all
+from solver.solve.accounting import Accounts, View, view
+from solver.solve.audit import AuditReport, audit
+from solver.solve.checks import fy
+from solver.solve.decisions import Decisions
+from solver.solve.encoding import decode, encode
+from solver.solve.outcome import Outcome
 
 #: Lognormal σ of the cost overrun factor by project kind ("*": any other kind). Illustrative
 #: defaults, to be replaced by local evidence: the ordering follows the reference-class finding that

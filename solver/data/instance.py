@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import InputError
-from .tables import (
+from solver.data.readers import (
     CostRow,
     DependencyRow,
     EnvelopeRow,
@@ -22,6 +21,7 @@ from .tables import (
     SystemRow,
     read_table,
 )
+from solver.errors import InputError
 
 
 class InstanceMeta(BaseModel):

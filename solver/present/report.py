@@ -10,11 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 import pandas as pd
 
-from .accounting import need_weight_of, option_value, project_system
-from .audit import fair_share_amounts
-from .checks import fy
-from .outcome import Outcome
-from .scenario import Scenario
+from solver.data.scenario import Scenario
+from solver.solve.accounting import need_weight_of, option_value, project_system
+from solver.solve.audit import fair_share_amounts
+from solver.solve.checks import fy
+from solver.solve.outcome import Outcome
 
 
 def _package_version(name: str) -> str:

@@ -35,10 +35,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..executor import run_all
-from ..scenario import Scenario
-from .common import Analysis, Point
-from .value import (
+from solver.analyses.engine import Analysis, Point
+from solver.analyses.value import (
     Band,
     Comparison,
     SolveTask,
@@ -57,6 +55,8 @@ from .value import (
     solver_summary,
     time_limited,
 )
+from solver.data.scenario import Scenario
+from solver.run.executor import run_all
 
 UNLIMITED_GBPM = 1e6
 """A local limit that never binds (£1tn a year), used to remove local capital and headroom limits."""

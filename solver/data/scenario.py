@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from .backends import DEFAULT_BACKEND, SolveOptions, backend_names
-from .errors import InputError
-from .instance import Instance, load_instance, pydantic_error, read_toml
-from .policy import Policy
-from .tables import _money
+from solver.backends import DEFAULT_BACKEND, SolveOptions, backend_names
+from solver.data.instance import Instance, load_instance, pydantic_error, read_toml
+from solver.data.policy import Policy
+from solver.data.readers import _money
+from solver.errors import InputError
 
 
 class _Strict(BaseModel):
@@ -121,7 +121,7 @@ def builtin_models_dir() -> Path:
     packaged = Path(str(resources.files("solver"))) / "_models"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "models"
+    return Path(__file__).resolve().parents[2] / "models"
 
 
 def list_models() -> list[str]:

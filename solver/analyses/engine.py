@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..api import solve
-from ..errors import InfeasibleError, NoSolutionError
-from ..plan import Decisions
-from ..result import Termination
-from ..scenario import Scenario
+from solver.api import solve
+from solver.backends.result import Termination
+from solver.data.scenario import Scenario
+from solver.errors import InfeasibleError, NoSolutionError
+from solver.solve.decisions import Decisions
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Analysis:
     text: str
 
     def files(self) -> dict[str, object]:
-        """Output files for ``solver.outputs.write_folder``: one CSV per table, summary.json, and
+        """Output files for ``solver.present.outputs.write_folder``: one CSV per table, summary.json, and
         the wall-clock figures apart in timing.json, so that equal runs write byte-identical files
         everywhere else (as ``envelope solve`` does)."""
         out: dict[str, object] = {f"{k}.csv": v for k, v in self.tables.items()}

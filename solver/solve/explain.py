@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .backends import SolveOptions, get_backend
-from .checks import fy, obvious_causes
-from .formulation import Formulation, formulate
-from .model import INF, MILP
-from .result import Termination
-from .scenario import Scenario
+from solver.backends import SolveOptions, get_backend
+from solver.backends.result import Termination
+from solver.data.scenario import Scenario
+from solver.mip.arrays import INF, MILP
+from solver.mip.formulation import Formulation, formulate
+from solver.solve.checks import fy, obvious_causes
 
 MONEY_FAMILIES = ("budget", "local_capital", "headroom", "carry_over", "fair_share")
 RULE_FAMILIES = ("mandatory", "commitment", "dependency", "alternatives", "standardisation")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .accounting import Accounts, View, account, view
-from .plan import Decisions
-from .scenario import Scenario
+from solver.data.scenario import Scenario
+from solver.solve.accounting import Accounts, View, account, view
+from solver.solve.decisions import Decisions
 
 MONEY_TOL = 1e-6
 OBJ_RTOL = 1e-6

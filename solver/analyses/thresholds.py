@@ -63,14 +63,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..accounting import need_weight_of, option_value
-from ..checks import fy
-from ..executor import run_all
-from ..plan import Decisions
-from ..report import best_values
-from ..scenario import Scenario
-from .common import Analysis, Point, difference, point
-from .value import merge
+from solver.analyses.engine import Analysis, Point, difference, point
+from solver.analyses.value import merge
+from solver.data.scenario import Scenario
+from solver.present.report import best_values
+from solver.run.executor import run_all
+from solver.solve.accounting import need_weight_of, option_value
+from solver.solve.checks import fy
+from solver.solve.decisions import Decisions
 
 BENEFIT, COST = "benefit", "cost"
 DECREASE, INCREASE = "decrease", "increase"
@@ -570,7 +570,7 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     screening solves included) and ``margin`` (every eligible project's value density, screen
     verdict and selection).
     """
-    from ..errors import InputError
+    from solver.errors import InputError
 
     if not k >= 0:
         raise InputError(None, f"k must be >= 0 (got {k})")
@@ -588,8 +588,8 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
                   "time_limit": proof_time_limit if proof_time_limit is not None else sc.solver.time_limit}
     base = point(sc, "baseline", **solver_opts)
     if not base.feasible:  # no plan to threshold: fail as ``solve`` does (exit 3 with its causes, or 6)
-        from ..api import solve
-        from ..errors import InfeasibleError, NoSolutionError
+        from solver.api import solve
+        from solver.errors import InfeasibleError, NoSolutionError
 
         if base.status == "InfeasibleError":
             solve(sc, **solver_opts)  # raises InfeasibleError with the causes in the user's terms

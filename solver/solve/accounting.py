@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .plan import Decisions
-from .scenario import Scenario
+from solver.data.scenario import Scenario
+from solver.solve.decisions import Decisions
 
 LINE_COLUMNS = [
     "project_id", "year", "national_capital", "local_capital", "national_revenue", "local_revenue",

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .model import INF, MILP, ModelBuilder
-from .scenario import Scenario
+from solver.data.scenario import Scenario
+from solver.mip.arrays import INF, MILP, ModelBuilder
 
 POTS = ("capital", "revenue")
 

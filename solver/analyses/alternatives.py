@@ -26,7 +26,7 @@ MGA rounds that stop at the time limit keep the most distant plan found (its dis
 reported).
 
 Each plan (the optimum included) is then scored on the robustness samples of
-``solver.sensitivity.robust`` (same seeds, same draws for every plan: a paired comparison): the
+``solver.analyses.robust`` (same seeds, same draws for every plan: a paired comparison): the
 share of samples in which it still passes the audit (with a 95% Wilson interval), the mean core
 index of the projects it funds, and its regret where it fits (with the gap band of each sample
 optimum). Plans are ranked by feasibility rate, then mean core index, then objective; all three are
@@ -44,15 +44,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..api import solve
-from ..audit import audit
-from ..errors import InputError
-from ..formulation import Formulation, formulate, project_systems
-from ..outcome import Outcome
-from ..plan import Decisions
-from ..scenario import Scenario
-from .common import Analysis
-from .robust import (
+from solver.analyses.engine import Analysis
+from solver.analyses.robust import (
     TOL,
     Variant,
     check_benefit_range,
@@ -71,6 +64,13 @@ from .robust import (
     solver_figures,
     wilson,
 )
+from solver.api import solve
+from solver.data.scenario import Scenario
+from solver.errors import InputError
+from solver.mip.formulation import Formulation, formulate, project_systems
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
+from solver.solve.outcome import Outcome
 
 DEFAULT_MGA_GAP = 0.05
 """Relative gap on each MGA round's distance objective: a plan whose smallest distance is within 5%

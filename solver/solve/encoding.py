@@ -1,27 +1,12 @@
-"""A plan as decisions in the user's terms (which project starts when, what was withdrawn, how
-money moved between pots and years), decoded from a solver point. Plain data."""
+"""Between a solver point and decisions: ``decode`` reads a plan off a column vector, ``encode``
+writes a plan's integer decisions back (e.g. as a warm start)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from .formulation import Formulation
-
-
-@dataclass
-class Decisions:
-    """The decisions that define a plan; everything else is recomputed from the tables."""
-
-    starts: dict[str, int]
-    withdrawn: list[str] = field(default_factory=list)
-    flex: dict[int, float] = field(default_factory=dict)
-    carry: dict[tuple[str, int], float] = field(default_factory=dict)
-
-    def funded(self) -> list[str]:
-        """Funded project ids, sorted."""
-        return sorted(self.starts)
+from solver.mip.formulation import Formulation
+from solver.solve.decisions import Decisions
 
 
 def decode(form: Formulation, x: np.ndarray) -> Decisions:

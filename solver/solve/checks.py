@@ -4,8 +4,8 @@ They name a rule, a year and an amount; they never call a solver."""
 
 from __future__ import annotations
 
-from .accounting import project_system
-from .scenario import Scenario
+from solver.data.scenario import Scenario
+from solver.solve.accounting import project_system
 
 
 def fy(year: int) -> str:

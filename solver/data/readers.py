@@ -16,7 +16,7 @@ from typing import Annotated, Any, get_args, get_origin
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import InputError
+from solver.errors import InputError
 
 MONEY_DECIMALS = 3
 

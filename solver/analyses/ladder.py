@@ -35,14 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..accounting import need_weight_of, option_value
-from ..checks import fy
-from ..errors import InputError
-from ..executor import run_all
-from ..formulation import POTS
-from ..scenario import Scenario
-from .common import Analysis, Point
-from .value import (
+from solver.analyses.engine import Analysis, Point
+from solver.analyses.value import (
     Band,
     SolveTask,
     _tight,
@@ -59,6 +53,12 @@ from .value import (
     solver_summary,
     time_limited,
 )
+from solver.data.scenario import Scenario
+from solver.errors import InputError
+from solver.mip.formulation import POTS
+from solver.run.executor import run_all
+from solver.solve.accounting import need_weight_of, option_value
+from solver.solve.checks import fy
 
 MONEY_EPS = 1e-9
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
-from .plan import Decisions
+from solver.errors import InputError
+from solver.solve.decisions import Decisions
 
 FLOAT_FORMAT = "%.6f"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
