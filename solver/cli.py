@@ -152,19 +152,22 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--backend", type=str, default="highs", show_default=True, help="Backend for the elastic model.")
+@click.option("--backend", type=str, default=None,
+              help="Backend for the elastic model (default: the scenario's, if it solves continuous slacks exactly).")
 @click.option("--time-limit", type=float, default=None, help="Seconds (default from the scenario).")
 @_handle_errors
 def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
     """Say why a scenario has no plan: obvious causes, then the smallest relaxation of the rules
     (budgets, local limits, mandatory items, commitments, dependencies, fair shares,
     standardisation) that would make it feasible. Exit 0 if the scenario is feasible."""
+    from solver.backends import get_backend
     from solver.data.scenario import load_scenario
     from solver.solve.explain import explain as run_explain
 
-    if backend not in ("highs", "cbc", "scip"):
-        raise InputError(None, f"option --backend: the elastic model needs highs, cbc or scip (got '{backend}')")
-    check_solver_options(time_limit=time_limit)
+    check_solver_options(backend=backend, time_limit=time_limit)
+    if backend is not None and not get_backend(backend).capabilities.exact_continuous:
+        raise InputError(None, f"option --backend: the elastic model needs a backend with exact continuous "
+                               f"variables; {backend} rounds them (use highs, cbc or scip)")
     sc = load_scenario(scenario)
     why = run_explain(sc, backend=backend, time_limit=time_limit)
     if why.feasible:

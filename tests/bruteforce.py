@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from solver.data.scenario import Scenario
-from solver.solve.accounting import View, account, view
+from solver.solve.accounts import View, account, view
 from solver.solve.audit import audit
 from solver.solve.decisions import Decisions
 

@@ -14,7 +14,7 @@ from solver import load_scenario, solve
 from solver.analyses.alternatives import alternatives
 from solver.data.scenario import Scenario
 from solver.errors import InputError
-from solver.solve.accounting import view
+from solver.solve.accounts import view
 from solver.solve.audit import audit
 from solver.solve.decisions import Decisions
 from tests.bruteforce import project_choices

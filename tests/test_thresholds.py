@@ -37,7 +37,7 @@ from solver.analyses.thresholds import (
     thresholds,
 )
 from solver.data.scenario import Scenario, load_scenario
-from solver.solve.accounting import view
+from solver.solve.accounts import view
 from solver.solve.audit import audit
 from solver.solve.decisions import Decisions
 from tests.bruteforce import brute_force, project_choices

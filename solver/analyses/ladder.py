@@ -57,7 +57,7 @@ from solver.data.scenario import Scenario
 from solver.errors import InputError
 from solver.mip.formulation import POTS
 from solver.run.executor import run_all
-from solver.solve.accounting import need_weight_of, option_value
+from solver.solve.accounts import need_weight_of, option_value
 from solver.solve.checks import fy
 
 MONEY_EPS = 1e-9

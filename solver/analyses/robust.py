@@ -60,7 +60,7 @@ from solver.errors import AuditError, BackendError, InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, formulate, project_systems
 from solver.run.executor import run_all
-from solver.solve.accounting import Accounts, View, view
+from solver.solve.accounts import Accounts, View, view
 from solver.solve.audit import AuditReport, audit
 from solver.solve.checks import fy
 from solver.solve.decisions import Decisions

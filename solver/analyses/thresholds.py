@@ -68,7 +68,7 @@ from solver.analyses.value import merge
 from solver.data.scenario import Scenario
 from solver.present.report import best_values
 from solver.run.executor import run_all
-from solver.solve.accounting import need_weight_of, option_value
+from solver.solve.accounts import need_weight_of, option_value
 from solver.solve.checks import fy
 from solver.solve.decisions import Decisions
 

@@ -30,11 +30,28 @@ class SolveOptions:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared once; callers ask this, never the backend's name."""
+
+    integer: bool = True            # integer (binary) variables
+    mip_start: bool = False         # uses a warm start point
+    lp_duals: bool = False          # ``lp_duals``: row duals of the LP relaxation
+    interrupt: bool = True          # Ctrl-C stops the solve and keeps the incumbent
+    exact_continuous: bool = True   # continuous variables at full precision (CP-SAT: £1 grid)
+
+
 class Backend(Protocol):
     """A MILP solver adapter."""
 
     name: str
     install_hint: str
+    capabilities: Capabilities
+
+    def refusal(self, model: MILP) -> str | None:
+        """Why this backend cannot solve ``model`` exactly (a sentence naming the feature and
+        another backend to use), or None when it can."""
+        ...
 
     def available(self) -> bool:
         """True if the solver can be used in this environment."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from solver.backends.base import SolveOptions
+from solver.backends.base import Capabilities, SolveOptions
 from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
@@ -136,6 +136,12 @@ class CbcBackend:
     name = "cbc"
     install_hint = "pip install pulp"
     _cbc_version = ""  # filled from the first log this instance parses
+
+    capabilities = Capabilities()
+
+    def refusal(self, model: MILP) -> str | None:
+        """None: this backend solves every model Envelope builds."""
+        return None
 
     def available(self) -> bool:
         """True if pulp imports and its bundled CBC binary is executable."""

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from solver.backends.base import SolveOptions
+from solver.backends.base import Capabilities, SolveOptions
 from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
 from solver.mip.arrays import MILP
 
@@ -43,6 +43,12 @@ class HighsBackend:
 
     name = "highs"
     install_hint = "pip install highspy"
+
+    capabilities = Capabilities(mip_start=True, lp_duals=True)
+
+    def refusal(self, model: MILP) -> str | None:
+        """None: this backend solves every model Envelope builds."""
+        return None
 
     def available(self) -> bool:
         """True if highspy imports."""

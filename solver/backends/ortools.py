@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from solver.backends.base import SolveOptions
+from solver.backends.base import Capabilities, SolveOptions
 from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
@@ -137,6 +137,12 @@ class _OrToolsBackend:
     #: solver status name -> (termination, status when no point is returned)
     _statuses: ClassVar[dict[str, tuple[Termination, SolutionStatus]]] = {}
 
+    capabilities = Capabilities()
+
+    def refusal(self, model: MILP) -> str | None:
+        """None: this backend solves every model Envelope builds."""
+        return None
+
     def available(self) -> bool:
         """True if ortools is installed; checked without importing it (see module docstring)."""
         return importlib.util.find_spec("ortools") is not None
@@ -222,6 +228,7 @@ class CpSatBackend(_OrToolsBackend):
 
     name = "cpsat"
     _task = "cpsat"
+    capabilities = Capabilities(exact_continuous=False)
     _statuses: ClassVar[dict[str, tuple[Termination, SolutionStatus]]] = {
         "OPTIMAL": (Termination.OPTIMAL, SolutionStatus.OPTIMAL),
         "FEASIBLE": (Termination.TIME_LIMIT, SolutionStatus.FEASIBLE),

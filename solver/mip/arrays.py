@@ -14,6 +14,7 @@ cluster boundaries unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +86,52 @@ class MILP:
         xi = x[self.integrality]
         viol.append(np.max(np.abs(xi - np.round(xi)), initial=0.0))
         return float(max(viol))
+
+
+    def extended(self, *, columns: Sequence[tuple[str, float, float, bool]] = (),
+                 rows: Sequence[tuple[str, np.ndarray, np.ndarray, float, float]] = (),
+                 objective: tuple[np.ndarray, float] | None = None, family: str = "extra",
+                 upper: tuple[np.ndarray, np.ndarray] | None = None) -> MILP:
+        """A copy with extra columns ``(name, lo, hi, integer)`` appended after the existing ones,
+        extra rows ``(name, cols, vals, lo, hi)`` (column indices into the extended model), an
+        optional new objective ``(c, offset)`` over the extended columns (default: the old one, 0 on
+        the new columns) and optional new upper bounds ``(cols, hi)`` (fixings, e.g. a project
+        excluded from a re-solve). The first ``n_cols`` columns keep their meaning, so a plan decodes
+        from the extended model's point as from the original."""
+        n_new = len(columns)
+        n = self.n_cols + n_new
+        c = np.concatenate([self.c, np.zeros(n_new)])
+        offset = self.offset
+        if objective is not None:
+            c, offset = np.asarray(objective[0], dtype=float), float(objective[1])
+            if c.shape != (n,):
+                raise ValueError(f"objective has {c.shape[0]} coefficients, the extended model {n} columns")
+        A = sp.csr_matrix((self.A.data, self.A.indices, self.A.indptr), shape=(self.n_rows, n))
+        if rows:
+            r = np.concatenate([np.full(len(cols), i) for i, (_, cols, _, _, _) in enumerate(rows)])
+            cc = np.concatenate([np.asarray(cols, dtype=np.int64) for _, cols, _, _, _ in rows])
+            vv = np.concatenate([np.asarray(vals, dtype=float) for _, _, vals, _, _ in rows])
+            extra = sp.csr_matrix((vv, (r, cc)), shape=(len(rows), n))
+            extra.sum_duplicates()
+            A = sp.vstack([A, extra], format="csr")
+        col_hi = np.concatenate([self.col_hi, [col[2] for col in columns]])
+        if upper is not None:
+            col_hi[np.asarray(upper[0], dtype=np.int64)] = upper[1]
+        return MILP(
+            c=c,
+            col_lo=np.concatenate([self.col_lo, [col[1] for col in columns]]),
+            col_hi=col_hi,
+            integrality=np.concatenate([self.integrality, np.array([col[3] for col in columns], dtype=bool)]),
+            A=A,
+            row_lo=np.concatenate([self.row_lo, [row[3] for row in rows]]),
+            row_hi=np.concatenate([self.row_hi, [row[4] for row in rows]]),
+            col_names=list(self.col_names) + [col[0] for col in columns],
+            row_names=list(self.row_names) + [row[0] for row in rows],
+            row_family=np.concatenate([self.row_family, np.array([family] * len(rows), dtype=object)]),
+            col_kind=np.concatenate([self.col_kind, np.array([family] * n_new, dtype=object)]),
+            offset=offset,
+            families=list(self.families) + ([family] if rows else []),
+        )
 
 
 class ModelBuilder:

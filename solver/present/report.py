@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from solver.data.scenario import Scenario
-from solver.solve.accounting import need_weight_of, option_value, project_system
+from solver.solve.accounts import need_weight_of, option_value, project_system
 from solver.solve.audit import fair_share_amounts
 from solver.solve.checks import fy
 from solver.solve.outcome import Outcome

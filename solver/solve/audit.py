@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from solver.data.scenario import Scenario
-from solver.solve.accounting import Accounts, View, account, view
+from solver.solve.accounts import Accounts, View, account, view
 from solver.solve.decisions import Decisions
 
 MONEY_TOL = 1e-6

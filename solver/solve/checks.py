@@ -5,7 +5,7 @@ They name a rule, a year and an amount; they never call a solver."""
 from __future__ import annotations
 
 from solver.data.scenario import Scenario
-from solver.solve.accounting import project_system
+from solver.solve.accounts import project_system
 
 
 def fy(year: int) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends import SolveOptions, get_backend
+from solver.backends import DEFAULT_BACKEND, Backend, SolveOptions, get_backend
 from solver.backends.result import Termination
 from solver.data.scenario import Scenario
 from solver.mip.arrays import INF, MILP
@@ -157,14 +157,21 @@ def describe(family: str, row: str, activity: float, hi: float, amount: float) -
     return f"{family}: {row} relaxed by {amount:,.6g}"
 
 
-def explain(scenario: Scenario, *, backend: str = "highs", time_limit: float | None = None) -> Explanation:
+def elastic_backend(name: str) -> Backend:
+    """The backend for the elastic model: ``name`` when it solves continuous slacks exactly, else the
+    default backend (CP-SAT rounds continuous variables to a grid, so it cannot size a shortfall)."""
+    engine = get_backend(name)
+    return engine if engine.capabilities.exact_continuous else get_backend(DEFAULT_BACKEND)
+
+
+def explain(scenario: Scenario, *, backend: str | None = None, time_limit: float | None = None) -> Explanation:
     """Pre-checks and the smallest relaxation that makes ``scenario`` feasible."""
     causes = obvious_causes(scenario)
     form = formulate(scenario)
     model, slack_rows, sign = elastic(form)
     opts = SolveOptions(time_limit=time_limit or scenario.solver.time_limit, mip_gap=1e-6,
                         threads=scenario.solver.threads, seed=scenario.solver.seed)
-    result = get_backend(backend).solve(model, opts)
+    result = elastic_backend(backend or scenario.backend).solve(model, opts)
     if result.termination == Termination.INTERRUPTED:
         raise KeyboardInterrupt    # Ctrl-C: stop, rather than explain from a half-finished search
     out = Explanation(scenario=scenario.name, causes=causes, status=result.status.value)
