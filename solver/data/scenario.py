@@ -77,6 +77,14 @@ class Scenario:
     model_path: str
     envelope: pd.DataFrame
     solver: SolverSettings
+    excluded: frozenset[str] = frozenset()   # projects that may not be funded (``variants.ForceOut``)
+
+    @property
+    def identity(self) -> str:
+        """Content identity (see ``solver.data.variants.identity``)."""
+        from solver.data.variants import identity
+
+        return identity(self)
 
     @property
     def backend(self) -> str:

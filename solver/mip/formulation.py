@@ -232,13 +232,18 @@ def define_selection(b: ModelBuilder, d: Data, scenario: Scenario) -> np.ndarray
 
     .. math:: x_o \in \{0,1\}, \qquad \sum_{s} x_{(p,s)} \le 1 \quad \forall p
 
+    A project the scenario excludes (``variants.ForceOut``) has its options fixed at 0.
+
     The objective coefficient of :math:`x_o` is its discounted need-weighted benefit less
     :math:`\lambda` per £m of national draw.
     """
     names = [f"x[{d.project_ids[p]}@{s}]" for p, s in zip(d.o_project, d.o_start)]
     spend = (d.nat_cap + d.nat_rev).sum(axis=1)
     cost = d.o_value - scenario.policy.objective.spend_weight * spend
-    x = b.add_columns("x", names, 0.0, 1.0, integer=True, cost=cost)
+    hi = np.ones(len(names))
+    if scenario.excluded:
+        hi[np.isin(d.project_ids[d.o_project].astype(str), sorted(scenario.excluded))] = 0.0
+    x = b.add_columns("x", names, 0.0, hi, integer=True, cost=cost)
     counts = np.bincount(d.o_project, minlength=len(d.project_ids))
     multi = np.flatnonzero(counts > 1)
     if multi.size:

@@ -76,6 +76,8 @@ def audit(scenario: Scenario, dec: Decisions, claimed_objective: float | None = 
             out.append(f"{p_id}: starts {s}, outside [{p.earliest}, {p.latest}]")
         if s + max(p.profile) > years[-1]:
             out.append(f"{p_id}: cost profile starting {s} runs past {years[-1]}")
+        if p_id in scenario.excluded:
+            out.append(f"{p_id}: funded although the scenario excludes it")
     if any(p not in v.projects for p in list(dec.starts) + list(dec.withdrawn)):
         out += [f"{p}: withdrawn but not a project of the instance" for p in dec.withdrawn if p not in v.projects]
         return AuditReport(out, float("nan"))
