@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from solver import load_scenario, solve  # noqa: E402
-from solver.analyses.ladder import ladder, level_envelope  # noqa: E402
+from solver.analyses.cut_ladder import ladder, level_envelope  # noqa: E402
 from solver.analyses.robust import robustness  # noqa: E402
 
 BEGIN, END = "<!-- sensitivity:begin -->", "<!-- sensitivity:end -->"

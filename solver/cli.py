@@ -207,19 +207,28 @@ def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callable[..., Any],
-                  solver: dict[str, Any], **kwargs: Any) -> None:
-    """Load, run one analysis, print its ranked summary and write its tables atomically."""
+                  solver: dict[str, Any], workers: int = 1, **kwargs: Any) -> None:
+    """Load, run one analysis on one execution context (``--workers``: one process pool for all
+    its stages), print its ranked summary and write its tables atomically."""
+    import inspect
+
     from solver.data.scenario import load_scenario
-    from solver.present.outputs import check_output_folder, write_folder
+    from solver.present.analyses import render
+    from solver.present.outputs import check_output_folder, output_files, write_outputs
+    from solver.run.context import Context
 
     check_solver_options(**solver)
     sc = load_scenario(scenario).with_solver(**solver)
     target = output if output is not None else Path("out") / f"{sc.name}-{command}"
     check_output_folder(target)     # refuse a foreign folder before a long analysis, not after
-    analysis = run(sc, **kwargs)
-    written = write_folder(target, analysis.files())
-    click.echo(analysis.text)
-    click.echo(f"\nWrote {', '.join(analysis.files())} to {written}")
+    with Context(workers) as context:
+        if "context" in inspect.signature(run).parameters:
+            analysis = run(sc, context=context, **kwargs)
+        else:  # an analysis not yet on the engine
+            analysis = run(sc, workers=workers, **kwargs)
+    written = write_outputs(target, analysis)
+    click.echo(render(analysis))
+    click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
 
 
 @main.command()
@@ -237,7 +246,7 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
 def ladder(scenario: Path, start: float, stop: float, step: float, cuts: tuple[float, ...], year: int | None,
            pot: str | None, nested: bool, output: Path | None, workers: int, **solver: Any) -> None:
     """Cut ladder: who drops out first as the envelope is cut."""
-    from solver.analyses.ladder import ladder as run
+    from solver.analyses.cut_ladder import ladder as run
 
     bad = [c for c in cuts if not (c >= 0 and math.isfinite(c))]
     if bad:
@@ -301,7 +310,7 @@ def alternatives(scenario: Path, k: int, within: str, samples: int, mga_gap: str
                  workers: int, **solver: Any) -> None:
     """Near-optimal alternatives: plans within a stated loss that differ most from the optimum
     (--seed seeds the robustness sampling and the solver)."""
-    from solver.analyses.alternatives import alternatives as run
+    from solver.analyses.near_optimal import alternatives as run
 
     _run_analysis(scenario, "alternatives", output, run, solver, k=k, within=_fraction(within, "--within"),
                   robustness_samples=samples, seed=solver.get("seed") or 0, workers=workers,
@@ -318,7 +327,7 @@ def alternatives(scenario: Path, k: int, within: str, samples: int, mga_gap: str
 @_handle_errors
 def thresholds(scenario: Path, k: int, tolerance: float, output: Path | None, workers: int, **solver: Any) -> None:
     """Borderline thresholds: the cost or benefit change that drops or brings in a project."""
-    from solver.analyses.thresholds import thresholds as run
+    from solver.analyses.borderline import thresholds as run
 
     if not 0 < tolerance < 1:
         raise InputError(None, f"option --tolerance: must be a fraction in (0, 1), e.g. 0.01 (got {tolerance:g})")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from solver import load_scenario, solve
-from solver.analyses.alternatives import alternatives
+from solver.analyses.near_optimal import alternatives
 from solver.data.scenario import Scenario
 from solver.errors import InputError
 from solver.solve.accounts import view

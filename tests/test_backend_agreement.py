@@ -31,7 +31,11 @@ def tiny() -> Scenario:
     return load_scenario(TINY)
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+FAST = ("money-moves", "deviation-spend")   # the fast lane keeps two policies that touch every rule family
+
+
+@pytest.mark.parametrize("policy", [p if p in FAST else pytest.param(p, marks=pytest.mark.slow)
+                                    for p in sorted(POLICIES)])
 def test_all_backends_agree_on_tiny(tiny: Scenario, policy: str) -> None:
     scenario = tiny.with_overrides(POLICIES[policy])
     reference = solve(scenario, backend="highs", mip_gap=0.0)

@@ -7,6 +7,7 @@ the four backends of one model in parallel threads (``solve_all``); failures nam
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import sys
 import textwrap
@@ -23,7 +24,7 @@ from solver.backends import SolveOptions, available_backends, backend_names, get
 from solver.backends import ortools as ort_backend
 from solver.backends._ortools_worker import integer_scale, scale_objective, scale_row
 from solver.backends.cbc import build_pulp_problem, parse_cbc_log
-from solver.backends.result import SolutionStatus, SolveResult, Termination
+from solver.backends.result import ABS_GAP, LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
 from solver.mip.arrays import MILP, ModelBuilder
 
@@ -216,9 +217,20 @@ def small_problems(draw: st.DrawFn) -> MILP:
     return make_model(w, v, np.array(lo), np.array(hi), offset=offset)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=small_problems())
 def test_backends_agree_property(model: MILP) -> None:
+    expected = brute_force(model)
+    for r in solve_all(model).values():
+        check_result(r, model, expected)
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(model=small_problems())
+def test_backends_agree_property_fast(model: MILP) -> None:
+    """A fast slice of ``test_backends_agree_property``."""
     expected = brute_force(model)
     for r in solve_all(model).values():
         check_result(r, model, expected)
@@ -283,6 +295,7 @@ def check_gap_semantics(r: SolveResult, model: MILP, mip_gap: float) -> None:
         assert close(model.objective_value(r.x), r.objective), r.backend
 
 
+@pytest.mark.slow
 def test_time_limit_is_not_optimal() -> None:
     mip_gap, limit = 1e-6, 0.5
     for r in solve_all(HARD, SolveOptions(time_limit=limit, mip_gap=mip_gap, threads=1, seed=1)).values():
@@ -388,6 +401,7 @@ def test_worker_crash_is_backend_error(tmp_path: Path, monkeypatch: pytest.Monke
         ort_backend.ScipBackend().solve(CASES["knapsack-0"], EXACT)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32" or "cpsat" not in BACKENDS, reason="POSIX signals, ortools")
 def test_ctrl_c_returns_the_incumbent() -> None:
     """Ctrl-C in the parent: the child is asked to stop and its incumbent comes back INTERRUPTED."""
@@ -460,3 +474,106 @@ def test_build_pulp_problem_shape() -> None:
     # one ranged row (two constraints), one equality, one upper-bounded row
     assert prob.numConstraints() == 4
     assert prob.objective.constant == model.offset
+
+
+# --------------------------------------------------------------------------- one normaliser
+
+
+def _norm(term: Termination, status: SolutionStatus, x: np.ndarray | None, objective: float | None,
+          bound: float | None, mip_gap: float = 1e-3, notes: tuple[str, ...] = ()) -> SolveResult:
+    return normalise("test", term, status, x=x, objective=objective, bound=bound, seconds=0.5, version="v",
+                     message="msg", options=SolveOptions(mip_gap=mip_gap).as_dict(), notes=notes)
+
+
+def test_normalise_optimal_only_within_the_gap() -> None:
+    x = np.zeros(2)
+    r = _norm(Termination.OPTIMAL, SolutionStatus.OPTIMAL, x, 100.0, 100.05)
+    assert (r.status, r.gap, r.message) == (SolutionStatus.OPTIMAL, pytest.approx(5e-4), "msg")
+    r = _norm(Termination.OPTIMAL, SolutionStatus.OPTIMAL, x, 100.0, 101.0, notes=("rounded",))
+    assert r.status == SolutionStatus.FEASIBLE
+    assert r.termination == Termination.OPTIMAL
+    assert r.message == "msg (rounded; gap 0.01 above mip_gap)"
+    r = _norm(Termination.OPTIMAL, SolutionStatus.OPTIMAL, x, 100.0, None)
+    assert (r.status, r.gap) == (SolutionStatus.FEASIBLE, None)
+    assert r.message == "msg (gap None above mip_gap)"
+    # a proven optimum of 0 with a bound a rounding above it is optimal (absolute tolerance)
+    r = _norm(Termination.OPTIMAL, SolutionStatus.OPTIMAL, x, 0.0, 4.5e-9, mip_gap=0.0)
+    assert r.status == SolutionStatus.OPTIMAL
+    assert _norm(Termination.OPTIMAL, SolutionStatus.OPTIMAL, x, 0.0, 2 * ABS_GAP).status == SolutionStatus.FEASIBLE
+
+
+def test_normalise_points_bounds_and_plain_data() -> None:
+    x = np.ones(2)
+    r = _norm(Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION, x, 5.0, 6.0)
+    assert (r.status, r.bound, r.gap) == (SolutionStatus.FEASIBLE, 6.0, pytest.approx(0.2))
+    r = _norm(Termination.ERROR, SolutionStatus.ERROR, x, 5.0, None)
+    assert r.status == SolutionStatus.FEASIBLE       # an incumbent after a solver error is still a plan
+    r = _norm(Termination.UNBOUNDED, SolutionStatus.ERROR, x, 5.0, None)
+    assert r.status == SolutionStatus.ERROR
+    r = _norm(Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION, None, None, 7.0)
+    assert (r.status, r.bound, r.objective, r.gap) == (SolutionStatus.NO_SOLUTION, 7.0, None, None)
+    r = _norm(Termination.INFEASIBLE, SolutionStatus.INFEASIBLE, None, None, 7.0)
+    assert r.bound is None
+    r = _norm(Termination.TIME_LIMIT, SolutionStatus.FEASIBLE, x, 5.0, float("inf"))
+    assert (r.bound, r.gap) == (None, None)
+    assert r.options["mip_gap"] == 1e-3
+    assert pickle.loads(pickle.dumps(r)).objective == 5.0
+
+
+# --------------------------------------------------------------------------- LP duals
+
+
+def test_lp_duals_from_highs() -> None:
+    # max 3a + 2b  s.t.  a + b <= 1.5 (dual 3: a at its bound 1 is worth 3, then b fills 0.5 at 2)
+    model = make_model(np.array([[1, 1]]), np.array([3.0, 2.0]), np.array([-INF]), np.array([1.5]), offset=1.0)
+    d = get_backend("highs").lp_duals(model)
+    assert isinstance(d, LpDuals)
+    assert d.backend == "highs"
+    assert d.objective == pytest.approx(3.0 + 1.0 + 1.0)
+    np.testing.assert_allclose(d.col_value, [1.0, 0.5])
+    np.testing.assert_allclose(d.row_activity, [1.5])
+    np.testing.assert_allclose(d.row_dual, [2.0])
+    np.testing.assert_allclose(d.col_dual, [1.0, 0.0], atol=1e-9)
+    assert get_backend("highs").capabilities.lp_duals
+    infeasible = make_model(np.array([[1, 1]]), np.ones(2), np.array([3.0]), np.array([INF]))
+    with pytest.raises(BackendError, match="highs: LP relaxation not solved"):
+        get_backend("highs").lp_duals(infeasible)
+
+
+@pytest.mark.parametrize("name", [b for b in BACKENDS if b != "highs"])
+def test_lp_duals_elsewhere_names_the_backend_to_use(name: str) -> None:
+    engine = get_backend(name)
+    assert not engine.capabilities.lp_duals
+    with pytest.raises(BackendError, match=f"backend {name} does not compute LP relaxation duals; use backend "
+                                           "'highs'"):
+        engine.lp_duals(CASES["knapsack-0"])
+
+
+# --------------------------------------------------------------------------- CP-SAT refusals
+
+
+def test_cpsat_refuses_equalities_off_its_grid() -> None:
+    engine = ort_backend.CpSatBackend()
+    # x0 + x1 + 3y == 1 with y continuous in [0, 1]: y = 1/3 is off the £1 grid (1e-6)
+    off = make_model(np.array([[1, 1]]), np.ones(2), np.array([1.0]), np.array([1.0]),
+                     cont=(0.0, 1.0, 0.0, np.array([3.0])))
+    refusal = engine.refusal(off)
+    assert refusal is not None
+    assert "rows (row r0) cannot be kept exactly" in refusal
+    assert "--backend highs" in refusal
+    # an equality with coefficients no power of ten makes integral
+    inexact = make_model(np.array([[1, 1]]), np.ones(2), np.array([1.0]), np.array([1.0]),
+                         cont=(0.0, 1.0, 0.0, np.array([1 / 3])))
+    assert "cannot scale the equality's coefficients" in (engine.refusal(inexact) or "")
+    with pytest.raises(BackendError, match="cpsat cannot solve this model exactly"):
+        engine.solve(inexact, EXACT)
+    # penalised continuous slack rounded to the grid by more than ABS_GAP of objective
+    slack = make_model(np.array([[1, 1]]), np.ones(2), np.array([1 / 3]), np.array([INF]),
+                       cont=(0.0, 1.0, -1000.0, np.array([1.0])))
+    assert "penalised amounts" in (engine.refusal(slack) or "")
+    # conservative: every case above that CP-SAT solves exactly is not refused
+    for name, model in {**CASES, **INFEASIBLE, "hard": HARD}.items():
+        assert engine.refusal(model) is None, name
+    for name in BACKENDS:
+        if name != "cpsat":
+            assert get_backend(name).refusal(off) is None, name

@@ -14,8 +14,7 @@ from click.testing import CliRunner, Result
 
 import solver.api
 from solver import load_scenario
-from solver.analyses.engine import Point
-from solver.analyses.thresholds import thresholds
+from solver.analyses.borderline import thresholds
 from solver.analyses.value import value_of_money
 from solver.backends.result import Termination
 from solver.cli import main
@@ -118,12 +117,16 @@ def test_thresholds_on_an_infeasible_scenario_exits_3_as_the_other_analyses(tmp_
 
 
 def test_thresholds_baseline_without_any_plan_exits_6(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import solver.analyses.thresholds as mod
+    from solver.analyses.engine import clear_base_cache
+    from solver.backends.highs import HighsBackend
+    from solver.backends.result import SolutionStatus, SolveResult
 
-    def no_plan(scenario: object, label: str = "", **kwargs: object) -> Point:
-        return Point(label=label, feasible=False, status="NoSolutionError")
+    def no_plan(self: HighsBackend, model: object, options: object, start: object = None) -> SolveResult:
+        return SolveResult(backend="highs", termination=Termination.TIME_LIMIT, status=SolutionStatus.NO_SOLUTION,
+                           x=None, objective=None, bound=None, gap=None, solve_seconds=0.0)
 
-    monkeypatch.setattr(mod, "point", no_plan)
+    clear_base_cache()
+    monkeypatch.setattr(HighsBackend, "solve", no_plan)
     out = tmp_path / "out"
     result = run(["thresholds", str(TINY), "-o", str(out)])
     assert_one_line_error(result, 6, "without any plan", "--time-limit")

@@ -25,6 +25,7 @@ def test_validate(name: str) -> None:
     assert "valid" in result.output
 
 
+@pytest.mark.slow
 def test_cut_scenario_solves_prints_and_writes_an_audited_plan(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["solve", str(ENGLAND / "cut-350m.toml"), "-o", str(out)])
@@ -50,6 +51,7 @@ def test_cut_scenario_solves_prints_and_writes_an_audited_plan(tmp_path: Path) -
     assert report.ok, report.violations
 
 
+@pytest.mark.slow
 def test_cut_costs_benefit_and_funds_fewer() -> None:
     base = solve(load_scenario(ENGLAND / "baseline.toml"))
     cut = solve(load_scenario(ENGLAND / "cut-350m.toml"))

@@ -19,6 +19,9 @@ unicode (emoji, RTL, line separators, quoted line breaks) in free-text columns, 
 lines, reordered columns and rows, optional columns left out, other spellings of numbers and booleans,
 a header-only dependencies table, and reformatted TOML with comments.
 
+Each property runs in full (marked ``slow``) and as a fast slice of about a tenth of the examples
+(``*_fast``, in the fast lane ``pytest -m "not slow"``).
+
 Examples are derandomized (reproducible in CI). The number of cases run is tallied per property and
 command, printed at the end of the module, and ``test_fuzz_ran_at_least_1000_cases`` asserts the total.
 """
@@ -549,9 +552,17 @@ def bad_cells(draw: st.DrawFn) -> Broken:
                       line=line_of(rows, row), column=column)
 
 
+@pytest.mark.slow
 @given(case=bad_cells(), solve=SOLVE_ONE_IN_TEN)
 @fuzz_settings(420)
 def test_fuzz_bad_cells(scratch: Path, case: Broken, solve: bool) -> None:
+    check_broken(scratch, case, solve, "cells")
+
+
+@given(case=bad_cells(), solve=SOLVE_ONE_IN_TEN)
+@fuzz_settings(40)
+def test_fuzz_bad_cells_fast(scratch: Path, case: Broken, solve: bool) -> None:
+    """A fast slice of ``test_fuzz_bad_cells`` (the fast lane, ``-m "not slow"``)."""
     check_broken(scratch, case, solve, "cells")
 
 
@@ -643,9 +654,17 @@ def _check_first_at(where: str, first: int) -> None:
     assert f"(first at row {first})" in where, (where, first)
 
 
+@pytest.mark.slow
 @given(case=broken_structure(), solve=SOLVE_ONE_IN_TEN)
 @fuzz_settings(220)
 def test_fuzz_broken_structure(scratch: Path, case: Broken, solve: bool) -> None:
+    check_broken(scratch, case, solve, "structure")
+
+
+@given(case=broken_structure(), solve=SOLVE_ONE_IN_TEN)
+@fuzz_settings(20)
+def test_fuzz_broken_structure_fast(scratch: Path, case: Broken, solve: bool) -> None:
+    """A fast slice of ``test_fuzz_broken_structure`` (the fast lane, ``-m "not slow"``)."""
     check_broken(scratch, case, solve, "structure")
 
 
@@ -796,9 +815,17 @@ def broken_references(draw: st.DrawFn) -> Broken:
                       rule="has the same id as a project", row=r, column="group")
 
 
+@pytest.mark.slow
 @given(case=broken_references(), solve=SOLVE_ONE_IN_TEN)
 @fuzz_settings(220)
 def test_fuzz_broken_references(scratch: Path, case: Broken, solve: bool) -> None:
+    check_broken(scratch, case, solve, "references")
+
+
+@given(case=broken_references(), solve=SOLVE_ONE_IN_TEN)
+@fuzz_settings(20)
+def test_fuzz_broken_references_fast(scratch: Path, case: Broken, solve: bool) -> None:
+    """A fast slice of ``test_fuzz_broken_references`` (the fast lane, ``-m "not slow"``)."""
     check_broken(scratch, case, solve, "references")
 
 
@@ -1075,9 +1102,17 @@ def broken_toml(draw: st.DrawFn) -> Broken:
     return Broken(f"toml scenario: model {how}", toml_files(target, doc, enc=enc), SCENARIO, rule=rule, key="model")
 
 
+@pytest.mark.slow
 @given(case=broken_toml(), solve=SOLVE_ONE_IN_TEN)
 @fuzz_settings(360)
 def test_fuzz_broken_toml(scratch: Path, case: Broken, solve: bool) -> None:
+    check_broken(scratch, case, solve, "toml")
+
+
+@given(case=broken_toml(), solve=SOLVE_ONE_IN_TEN)
+@fuzz_settings(30)
+def test_fuzz_broken_toml_fast(scratch: Path, case: Broken, solve: bool) -> None:
+    """A fast slice of ``test_fuzz_broken_toml`` (the fast lane, ``-m "not slow"``)."""
     check_broken(scratch, case, solve, "toml")
 
 
@@ -1167,10 +1202,25 @@ def accepted_input(draw: st.DrawFn) -> tuple[dict[str, bytes | None], list[str]]
     return files, done
 
 
+@pytest.mark.slow
 @given(case=accepted_input(), solve=SOLVE_ONE_IN_TEN)
 @fuzz_settings(120)
 def test_fuzz_unusual_but_valid_input_is_accepted(scratch: Path, case: tuple[dict[str, bytes | None], list[str]],
                                                   solve: bool) -> None:
+    check_accepted(scratch, case, solve)
+
+
+@given(case=accepted_input(), solve=SOLVE_ONE_IN_TEN)
+@fuzz_settings(12)
+def test_fuzz_unusual_but_valid_input_is_accepted_fast(scratch: Path,
+                                                       case: tuple[dict[str, bytes | None], list[str]],
+                                                       solve: bool) -> None:
+    """A fast slice of ``test_fuzz_unusual_but_valid_input_is_accepted``."""
+    check_accepted(scratch, case, solve)
+
+
+def check_accepted(scratch: Path, case: tuple[dict[str, bytes | None], list[str]], solve: bool) -> None:
+    """``validate`` (and, if ``solve``, ``solve``) accept the unusual but valid files of ``case``."""
     files, done = case
     root = Path(tempfile.mkdtemp(dir=scratch))
     try:
@@ -1274,6 +1324,7 @@ def test_padded_boolean_is_accepted(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the count
 
 
+@pytest.mark.slow
 def test_fuzz_ran_at_least_1000_cases() -> None:
     """Runs last: the properties above must together have run at least 1,000 broken-input cases."""
     ran = {k.split("/")[0] for k in TALLY}

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from solver import solve
-from solver.analyses.engine import scaled_envelope, shifted_envelope
-from solver.analyses.ladder import ladder, ladder_levels
+from solver.analyses.cut_ladder import ladder, ladder_levels
 from solver.data.scenario import Scenario, load_scenario
+from solver.data.variants import ScaleEnvelope, ShiftEnvelope
 from solver.present.outputs import write_folder
 from tests.bruteforce import brute_force
 
@@ -55,7 +55,7 @@ def result():
 
 @pytest.fixture(scope="module")
 def brute() -> dict[float, tuple[float, tuple[dict[str, int], ...]]]:
-    return {f: tiny_brute(env_key(scaled_envelope(tiny(), f))) for f in LEVELS}
+    return {f: tiny_brute(env_key(ScaleEnvelope(f).apply(tiny()).envelope)) for f in LEVELS}
 
 
 def plans_of(result, plan: str = "optimal") -> dict[str, dict[str, int]]:
@@ -67,6 +67,7 @@ def plans_of(result, plan: str = "optimal") -> dict[str, dict[str, int]]:
     return out
 
 
+@pytest.mark.slow
 def test_each_level_is_the_brute_force_optimum(result, brute) -> None:
     levels = result.tables["levels"].set_index("label")
     plans = plans_of(result)
@@ -78,6 +79,7 @@ def test_each_level_is_the_brute_force_optimum(result, brute) -> None:
         assert levels.at[label(f), "envelope"] == pytest.approx(f * tiny().envelope[["capital", "revenue"]].sum().sum())
 
 
+@pytest.mark.slow
 def test_loss_against_the_level_above_is_the_brute_force_difference(result, brute) -> None:
     levels = result.tables["levels"]
     for i in range(1, len(LEVELS)):
@@ -88,6 +90,7 @@ def test_loss_against_the_level_above_is_the_brute_force_difference(result, brut
         assert row["loss_verdict"] == ("positive" if lost > 1e-6 else "zero")
 
 
+@pytest.mark.slow
 def test_flips_are_exactly_the_non_nestings(result, brute) -> None:
     assert all(len(plans) == 1 for _, plans in brute.values()), "optimal plans must be unique for an exact test"
     funded = {label(f): set(plans[0]) for f, (_, plans) in brute.items()}
@@ -149,12 +152,13 @@ def _only(scenario: Scenario, keep: set[str]) -> Scenario:
                                                                       dependencies=deps))
 
 
+@pytest.mark.slow
 def test_nested_plans_are_the_best_nested_plans(result) -> None:
     nested = plans_of(result, "nested")
     levels = result.tables["levels"].set_index("label")
     labels = [label(f) for f in LEVELS]
     for i in range(1, len(LEVELS)):
-        sc = _only(tiny().with_envelope(scaled_envelope(tiny(), LEVELS[i])), set(nested[labels[i - 1]]))
+        sc = _only(ScaleEnvelope(LEVELS[i]).apply(tiny()), set(nested[labels[i - 1]]))
         best, plans = brute_force(sc)
         assert levels.at[labels[i], "nested_objective"] == pytest.approx(best, rel=1e-9, abs=1e-9)
         assert nested[labels[i]] in [p.starts for p in plans]
@@ -182,7 +186,7 @@ def test_cuts_in_gbpm_on_one_pot_and_parallel_chains() -> None:
     assert list(levels["label"]) == ["-£0m", "-£0.5m", "-£1m"]
     assert list(levels["cut"]) == pytest.approx([0.0, 0.5, 1.0])
     for cut, obj in zip([0.0, 0.5, 1.0], levels["objective"]):
-        direct = solve(sc.with_envelope(shifted_envelope(sc, 2026, "capital", -cut)))
+        direct = solve(ShiftEnvelope(2026, "capital", -cut).apply(sc))
         assert obj == pytest.approx(direct.objective, rel=1e-9)
     # a fraction of one year's pots, pro rata over both
     lv = ladder_levels(sc, [0.5], year=2025)[0]

@@ -12,19 +12,12 @@ import pandas as pd
 import pytest
 
 from solver import load_scenario, solve
-from solver.analyses.robust import (
-    DEFAULT_COST_SIGMA,
-    apply_draw,
-    check_plan,
-    draw_samples,
-    resolve_cost_sigma,
-    resolve_weight_ranges,
-    robustness,
-    wilson,
-)
+from solver.analyses.robust import robustness
+from solver.analyses.sampling import DEFAULT_COST_SIGMA, Sampling, check_plans, wilson
 from solver.data.instance import check_instance
 from solver.data.readers import CostRow
 from solver.data.scenario import Scenario
+from solver.data.variants import apply
 from solver.errors import InputError
 from solver.present.outputs import write_folder
 from solver.solve.audit import audit
@@ -48,6 +41,10 @@ def _same(a, b) -> None:
     strip = lambda s: {k: v for k, v in s.items() if k != "timing"}  # noqa: E731
     assert json.dumps(strip(a.summary), sort_keys=True) == json.dumps(strip(b.summary), sort_keys=True)
     assert a.text == b.text
+
+
+def _draw(sc: Scenario, n: int, seed: int, cost_sigma=None, benefit_range=(0.8, 1.2), weight_ranges=None):
+    return Sampling.of(sc, cost_sigma, benefit_range, weight_ranges).draw(sc, n, seed)
 
 
 def test_wilson_interval() -> None:
@@ -82,19 +79,18 @@ def test_zero_variance_core_index_is_the_nominal_plan(tiny: Scenario) -> None:
 
 
 def test_zero_variance_sample_is_the_instance(tiny: Scenario) -> None:
-    sigma, wr = resolve_cost_sigma({}), resolve_weight_ranges(tiny, {})
-    (draw,) = draw_samples(tiny, 1, 0, sigma, (1.0, 1.0), wr)
-    s = apply_draw(tiny, draw)
+    (draw,) = _draw(tiny, 1, 0, {}, (1.0, 1.0), {})
+    s = apply(tiny, [draw])
     pd.testing.assert_frame_equal(s.instance.costs, tiny.instance.costs)
     pd.testing.assert_frame_equal(s.instance.projects, tiny.instance.projects)
     assert s.policy == tiny.policy
 
 
 def test_samples_keep_every_table_rule(tiny: Scenario) -> None:
-    sigma = resolve_cost_sigma({"*": 0.8})
-    draws = draw_samples(tiny, 5, 11, sigma, (0.5, 1.5), resolve_weight_ranges(tiny, None))
+    draws = _draw(tiny, 5, 11, {"*": 0.8}, (0.5, 1.5))
+    ranges = Sampling.of(tiny).weight_ranges
     for d in draws:
-        s = apply_draw(tiny, d)
+        s = apply(tiny, [d])
         for row in s.instance.costs[["project_id", "year_offset", "capital", "revenue"]].to_dict("records"):
             CostRow.model_validate(row)      # £m with at most 3 decimals, >= 0
         check_instance(s.instance, Path(s.instance.root) / "instance.toml")
@@ -102,21 +98,20 @@ def test_samples_keep_every_table_rule(tiny: Scenario) -> None:
         ratio = s.instance.projects["benefit"] / tiny.instance.projects["benefit"]
         assert ((ratio >= lo - 1e-6) & (ratio <= hi + 1e-6)).all()
         w = s.policy.need.category_weights
-        for c, (a, b) in resolve_weight_ranges(tiny, None).items():
+        for c, (a, b) in ranges.items():
             assert a <= w[c] <= b
-    assert len({tuple(d.cost_factor.values()) for d in draws}) == 5
+    assert len({d.cost_factor for d in draws}) == 5
 
 
 def test_sample_i_does_not_depend_on_the_number_of_samples(tiny: Scenario) -> None:
-    args = (resolve_cost_sigma(None), (0.8, 1.2), resolve_weight_ranges(tiny, None))
-    assert draw_samples(tiny, 5, 7, *args)[:3] == draw_samples(tiny, 3, 7, *args)
-    assert draw_samples(tiny, 3, 8, *args) != draw_samples(tiny, 3, 7, *args)
+    assert _draw(tiny, 5, 7)[:3] == _draw(tiny, 3, 7)
+    assert _draw(tiny, 3, 8) != _draw(tiny, 3, 7)
 
 
 def test_default_cost_table_covers_every_kind_with_a_fallback() -> None:
     assert "*" in DEFAULT_COST_SIGMA
     assert all(v >= 0 for v in DEFAULT_COST_SIGMA.values())
-    assert resolve_cost_sigma({"cyber": 0.3}) == {"cyber": 0.3}
+    assert Sampling.of(load_scenario(TINY), {"cyber": 0.3}).cost_sigma == {"cyber": 0.3}
 
 
 def test_same_seed_identical_outputs_and_seed_matters(tiny: Scenario) -> None:
@@ -175,7 +170,7 @@ def test_money_moves_are_reoptimised_before_calling_a_plan_infeasible(tiny: Scen
     assert any(v > 1e-9 for v in out.decisions.carry.values())   # the optimum relies on carrying money
     bare = Decisions(starts=out.decisions.starts, withdrawn=out.decisions.withdrawn)
     assert not audit(carry, bare).ok                              # ... so without it the audit fails
-    chk = check_plan(carry, bare)                                 # but the plan's projects still fit
+    (chk,) = check_plans(carry, [bare])                           # but the plan's projects still fit
     assert chk.feasible
     assert chk.value == pytest.approx(out.objective, rel=1e-9)
     a = robustness(carry, samples=3, seed=0, **NO_NOISE)
@@ -212,6 +207,6 @@ def test_unknown_solver_option_is_an_input_error(tiny: Scenario) -> None:
 
 
 def test_draws_are_plain_numbers(tiny: Scenario) -> None:
-    (d,) = draw_samples(tiny, 1, 0, resolve_cost_sigma(None), (0.8, 1.2), resolve_weight_ranges(tiny, None))
-    assert all(type(v) is float for v in d.cost_factor.values())
-    assert all(np.isfinite(list(d.benefit_factor.values())))
+    (d,) = _draw(tiny, 1, 0)
+    assert all(type(v) is float for _, v in d.cost_factor)
+    assert all(np.isfinite([v for _, v in d.benefit_factor]))

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from solver import solve
-from solver.analyses.engine import Analysis
+from solver.analyses.engine import Analysis, Task, plan_changes, project_system_map, run_task
 from solver.analyses.prices import relaxations, rule_prices
-from solver.analyses.value import SolveTask, plan_changes, project_system_map, solve_point
 from tests.bruteforce import brute_force
 from tests.test_ladder import env_key, tiny, tiny_brute
 
@@ -44,6 +43,7 @@ def test_each_price_is_the_relaxed_optimum(prices: Analysis) -> None:
         assert row["verdict"] == ("positive" if direct - base > 1e-6 else "zero")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["mandatory", "carry_over"])
 def test_prices_match_brute_force(prices: Analysis, family: str) -> None:
     base, _ = tiny_brute(env_key(tiny().envelope))
@@ -56,12 +56,12 @@ def test_prices_match_brute_force(prices: Analysis, family: str) -> None:
 
 def test_changes_are_the_plan_differences(prices: Analysis) -> None:
     sc = tiny()
-    base = solve_point(SolveTask(sc, "base"))
+    base = run_task(Task(sc, (), "base"))
     psys = project_system_map(sc)
     changes = prices.tables["changes"]
     rules = prices.tables["rules"].set_index("relaxed")
     for r in relaxations(sc)[0]:
-        p = solve_point(SolveTask(r.scenario, r.relaxed, start=base.decisions()))
+        p = run_task(Task(r.scenario, (), r.relaxed, start=base.decisions))
         expected = plan_changes(base, p, psys)
         got = changes[changes["relaxed"] == r.relaxed]
         assert sorted(zip(got["project_id"], got["change"])) == sorted((c["project_id"], c["change"]) for c in expected)

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from solver import solve
+from solver.data.policy import Policy
 from solver.data.scenario import Scenario, _deep_merge, load_scenario
+from solver.errors import InputError
+from solver.mip.formulation import formulate
+from solver.rules import FAMILIES, PRICES_ORDER, elastic_roles, price_relaxations
+from solver.solve.audit import audit
+from solver.solve.decisions import Decisions
 from tests.bruteforce import brute_force
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
@@ -69,10 +75,12 @@ def _check(scenario: Scenario) -> tuple[float, list[dict[str, int]]]:
     return best, [p.starts for p in plans]
 
 
+@pytest.mark.slow
 def test_all_rules_off_matches_brute_force(base: Scenario) -> None:
     _check(base.with_overrides(ALL_OFF))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", sorted(ALONE))
 def test_rule_alone_matches_brute_force_and_bites(base: Scenario, all_off_optimum: tuple, rule: str) -> None:
     best, plans = _check(base.with_overrides(_deep_merge(ALL_OFF, ALONE[rule])))
@@ -81,9 +89,63 @@ def test_rule_alone_matches_brute_force_and_bites(base: Scenario, all_off_optimu
     assert changed, f"rule {rule} does not change the tiny optimum: the test could not catch its removal"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["need-first", "fair-share"])
 def test_all_rules_together_match_brute_force(base: Scenario, model: str) -> None:
     from solver.data.scenario import load_policy
 
     policy, _ = load_policy(model, TINY.parent)
     _check(base.with_overrides(policy.model_dump()))
+
+
+RELAXING = {"carry_over", "capital_to_revenue", "match_funding"}   # widen or move money: nothing to break
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", sorted(set(ALONE) - RELAXING))
+def test_audit_sees_each_rule(base: Scenario, all_off_optimum: tuple, rule: str) -> None:
+    """The plan that is optimal with every rule off, audited with one rule on: the rule's audit check
+    names a violation, or its objective term changes the recomputed objective."""
+    off_best, off_plans = all_off_optimum
+    report = audit(base.with_overrides(_deep_merge(ALL_OFF, ALONE[rule])), Decisions(starts=off_plans[0]))
+    assert report.violations or abs(report.objective - off_best) > 1e-6, rule
+
+
+EVERY_OPTION = {"budget": {"carry_over": 0.5, "capital_to_revenue": 0.3}, "fee": {"payer": "split"},
+                "commitments": {"mode": "withdrawable"}, "fair_share": {"mode": "band", "enforcement": "hard"},
+                "standardisation": {"mode": "no-divergence"}}
+
+
+def test_registry_covers_every_row_family(base: Scenario) -> None:
+    """Every row family the MILP has belongs to a rule family (relaxable in the elastic model), except
+    "at most once", which no planner relaxes; family names are unique; every family is priced."""
+    assert len({f.name for f in FAMILIES}) == len(FAMILIES)
+    model = formulate(base.with_overrides(EVERY_OPTION)).model
+    assert set(model.families) - {"once"} <= set(elastic_roles())
+    assert {f.name for f in FAMILIES if f.prices} == set(PRICES_ORDER)
+
+
+def test_price_relaxations_are_declarative(base: Scenario) -> None:
+    """Each relaxation is a tuple of hashable variant operations, not an edited scenario."""
+    rel, inactive = price_relaxations(base)
+    assert rel
+    assert all(isinstance(r.ops, tuple) and r.ops for r in rel)
+    assert len({hash(r.ops) for r in rel}) == len(rel)
+    assert "fair_share" in inactive
+
+
+def test_objective_kind_defaults_to_benefit(base: Scenario) -> None:
+    """Models and scenarios without ``kind`` load as before; ``kind`` is not dumped (identities stay)."""
+    assert base.policy.objective.kind == "benefit"
+    assert "kind" not in base.policy.model_dump()["objective"]
+    explicit = base.with_overrides({"objective": {"kind": "benefit"}})
+    assert explicit.policy == base.policy
+    assert explicit.identity == base.identity
+    assert Policy.model_validate({"name": "m", "objective": {"spend_weight": 1.0}}).objective.spend_weight == 1.0
+
+
+def test_unknown_objective_kind_and_keys_are_named(base: Scenario) -> None:
+    with pytest.raises(InputError, match="key 'overrides.objective': unknown objective kind"):
+        base.with_overrides({"objective": {"kind": "roi"}})
+    with pytest.raises(InputError, match="key 'overrides.objective.spend_weight': Input should be greater"):
+        base.with_overrides({"objective": {"spend_weight": -1.0}})

@@ -10,18 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from solver.analyses.engine import Analysis, Point, shifted_envelope
-from solver.analyses.value import (
-    SolveTask,
-    _lp_solve,
-    certain_ranks,
-    compare,
-    lp_values,
-    proven,
-    refine,
-    value_of_money,
-)
+from solver.analyses.engine import Analysis, Task, certain_ranks, compare, proven, refine
+from solver.analyses.value import lp_relaxation, lp_values, value_of_money
+from solver.backends.result import SolutionStatus, Termination
+from solver.data.variants import ShiftEnvelope
 from solver.mip.formulation import formulate
+from solver.solve.decisions import Decisions
+from solver.solve.outcome import Outcome
 from tests.test_ladder import env_key, tiny, tiny_brute
 
 
@@ -30,14 +25,15 @@ def money() -> Analysis:
     return value_of_money(tiny(), delta=1.0, seed=5)
 
 
+@pytest.mark.slow
 def test_gains_and_losses_match_brute_force(money: Analysis) -> None:
     sc = tiny()
     base, _ = tiny_brute(env_key(sc.envelope))
     table = money.tables["money"]
     assert len(table) == 6
     for r in table.itertuples():
-        up, _ = tiny_brute(env_key(shifted_envelope(sc, r.year, r.pot, 1.0)))
-        down, _ = tiny_brute(env_key(shifted_envelope(sc, r.year, r.pot, -1.0)))
+        up, _ = tiny_brute(env_key(ShiftEnvelope(r.year, r.pot, 1.0).apply(sc).envelope))
+        down, _ = tiny_brute(env_key(ShiftEnvelope(r.year, r.pot, -1.0).apply(sc).envelope))
         assert r.gain == pytest.approx(up - base, abs=1e-7), (r.year, r.pot)
         assert r.gain_low - 1e-7 <= up - base <= r.gain_high + 1e-7
         if math.isinf(down):           # the cut leaves no feasible plan
@@ -65,8 +61,16 @@ def test_ranks_only_count_proven_differences(money: Analysis) -> None:
     assert (zero["gain_tied_with"] != "").all()
 
 
-def _pt(obj: float, bound: float, status: str = "feasible") -> Point:
-    return Point(label="p", feasible=True, objective=obj, bound=bound, gap=(bound - obj) / obj, status=status)
+def _pt(obj: float, bound: float, status: str = "feasible", label: str = "p") -> Outcome:
+    """An outcome with a plan and the given proof figures."""
+    return Outcome(scenario=tiny(), status=SolutionStatus(status), termination=Termination.TIME_LIMIT,
+                   backend="highs", objective=obj, bound=bound, gap=(bound - obj) / obj, decisions=Decisions({}),
+                   label=label)
+
+
+def _none(status: SolutionStatus) -> Outcome:
+    """An outcome without a plan."""
+    return Outcome(scenario=tiny(), status=status, termination=Termination.INFEASIBLE, backend="highs")
 
 
 def test_compare_bands_and_verdicts() -> None:
@@ -79,9 +83,9 @@ def test_compare_bands_and_verdicts() -> None:
     assert nn.low == 0.0
     assert nn.value == 0.0
     assert nn.high == pytest.approx(1.0)
-    infeasible = Point(label="x", feasible=False, status="infeasible")
-    assert compare(infeasible, _pt(1.0, 1.0)).verdict == "negative"
-    assert compare(Point(label="y", feasible=False, status="no_solution"), _pt(1.0, 1.0)).verdict == "undetermined"
+    assert compare(_none(SolutionStatus.INFEASIBLE), _pt(1.0, 1.0)).verdict == "negative"
+    assert compare(_none(SolutionStatus.NO_SOLUTION), _pt(1.0, 1.0)).verdict == "undetermined"
+    assert compare(_none(SolutionStatus.ERROR), _pt(1.0, 1.0)).verdict == "undetermined"
     ranks = certain_ranks(["a", "b", "c"], {"a": _pt(100, 101), "b": _pt(100.5, 100.6), "c": _pt(90, 90)})
     assert ranks["a"] == (1, ["b"])
     assert ranks["b"] == (1, ["a"])
@@ -90,11 +94,11 @@ def test_compare_bands_and_verdicts() -> None:
 
 def test_an_undetermined_difference_is_resolved_tighter() -> None:
     sc = tiny()
-    up = sc.with_envelope(shifted_envelope(sc, 2025, "revenue", 1.0))     # worth exactly 0
+    up = (ShiftEnvelope(2025, "revenue", 1.0),)     # worth exactly 0
     best, _ = tiny_brute(env_key(sc.envelope))
     # pretend both solves stopped at a loose gap: the band [−10, +10] says nothing
     points = {"base": _pt(best, best + 10), "up": _pt(best, best + 10)}
-    tasks = {"base": SolveTask(sc, "base"), "up": SolveTask(up, "up")}
+    tasks = {"base": Task(sc, (), "base"), "up": Task(sc, up, "up")}
     log: list[dict[str, object]] = []
     refine(points, tasks, [("up", "base", False)], gaps=[0.0], time_limit=10, log=log)
     assert {r["label"] for r in log} == {"base", "up"}
@@ -109,23 +113,22 @@ def test_an_undetermined_difference_is_resolved_tighter() -> None:
 def test_refinement_stops_when_a_probe_cannot_reach_the_gap(monkeypatch: pytest.MonkeyPatch) -> None:
     """A probe that stops on its time limit short of the gap skips the rest of that stage and
     every tighter one (logged as skipped); a probe that reaches it lets the stage run."""
-    import solver.analyses.value as value
+    import solver.analyses.engine as engine
 
     sc = tiny()
     keys = ["a", "b", "c"]
-    tasks = {k: SolveTask(sc, k) for k in keys}
+    tasks = {k: Task(sc, (), k) for k in keys}
     comparisons = [("a", "b", False), ("b", "c", False)]
 
     def run(reach: bool) -> tuple[list[str], list[dict[str, object]]]:
         calls: list[str] = []
 
-        def fake(task: SolveTask) -> Point:
+        def fake(task: Task) -> Outcome:
             calls.append(task.label)
-            gap = task.scenario.solver.mip_gap if reach else 0.01
-            return Point(label=task.label, feasible=True, objective=100.0, bound=100.0 * (1 + gap), gap=gap,
-                         status="optimal" if reach else "feasible")
+            gap = task.resolved().solver.mip_gap if reach else 0.01
+            return _pt(100.0, 100.0 * (1 + gap), "optimal" if reach else "feasible", task.label)
 
-        monkeypatch.setattr(value, "solve_point", fake)
+        monkeypatch.setattr(engine, "run_task", fake)
         points = {k: _pt(100.0, 101.0) for k in keys}
         log: list[dict[str, object]] = []
         refine(points, tasks, comparisons, gaps=[1e-4, 0.0], time_limit=5, log=log)
@@ -146,11 +149,11 @@ def test_lp_dual_is_the_lp_relaxation_derivative() -> None:
     fair = {"mode": "floor", "floor": 0.9, "enforcement": "penalty", "penalty": 2.0}
     sc = tiny().with_overrides({"budget": {"carry_over": 0.5}, "fair_share": fair})
     duals = lp_values(sc)
-    base = _lp_solve(formulate(sc).model)[0]
+    base = lp_relaxation(formulate(sc).model).objective
     eps = 1e-4
     for r in duals.itertuples():
-        up = _lp_solve(formulate(sc.with_envelope(shifted_envelope(sc, r.year, r.pot, eps))).model)[0]
-        down = _lp_solve(formulate(sc.with_envelope(shifted_envelope(sc, r.year, r.pot, -eps))).model)[0]
+        up = lp_relaxation(formulate(ShiftEnvelope(r.year, r.pot, eps).apply(sc)).model).objective
+        down = lp_relaxation(formulate(ShiftEnvelope(r.year, r.pot, -eps).apply(sc)).model).objective
         right, left = (up - base) / eps, (base - down) / eps
         lo, hi = min(left, right), max(left, right)         # one-sided at a breakpoint
         assert lo - 1e-4 <= r.lp_dual <= hi + 1e-4, (r.year, r.pot, r.lp_dual, left, right)

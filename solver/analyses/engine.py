@@ -1,120 +1,537 @@
-"""What every sensitivity analysis shares: one re-solve reduced to a small picklable ``Point``,
-envelope edits, and the band within which two MIP objectives can honestly be compared.
+"""The sensitivity engine: what every analysis shares, in one place.
 
-A MIP solved to a relative gap g only proves its optimum lies in [objective, bound]. The
-difference between two such optima therefore lies in
-``[obj_a − bound_b, bound_a − obj_b]``; a difference whose band contains 0 is not a ranking,
-so ``compare`` re-solves both to proven optimality (gap 0, within a time limit) before saying
-which is larger.
+An analysis reads as its method: **variants** (declarative operations on the scenario,
+``solver.data.variants``) → **solve many** (``Task`` → ``run_task`` → ``Outcome``, on an execution
+``Context``) → **compare / refine** (a difference and its band, re-solving tighter only what is
+undetermined) → **tables**. Every analysis starts from ``base_outcome``: the scenario's own
+solve, the same plan and figures as ``envelope solve``.
+
+Honesty rule. A MIP solved to a relative gap g only proves its optimum lies in
+[objective, bound]. The difference between two such optima therefore lies in
+``[obj_a − bound_b, bound_a − obj_b]``; a difference whose band contains 0 is not a ranking, so
+``refine`` re-solves both tighter (gap 1e-4, then 0, within a time limit) before it is ranked.
+
+One interrupt policy (``solve_many``): an interrupted solve (Ctrl-C) stops the whole analysis
+with ``KeyboardInterrupt``; a task that raised is a failed ``Outcome`` (status ``error``), never a
+silent loss — ``raise_failures`` re-raises the first one's error when a missing result would make
+a table meaningless.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+import dataclasses
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from solver.api import solve
-from solver.backends.result import Termination
+from solver.backends import get_backend
+from solver.backends.result import SolutionStatus, Termination, relative_gap
 from solver.data.scenario import Scenario
-from solver.errors import InfeasibleError, NoSolutionError
+from solver.data.variants import Operation, apply
+from solver.errors import BackendError, InfeasibleError, NoSolutionError
+from solver.mip.arrays import MILP
+from solver.mip.formulation import Formulation, project_systems
+from solver.run.context import Context, Failed
+from solver.solve.core import solve_scenario
 from solver.solve.decisions import Decisions
+from solver.solve.explain import explain
+from solver.solve.outcome import Outcome
+
+PROOF_RTOL = 1e-6
+"""A solve is *proven* when bound − objective ≤ PROOF_RTOL · max(1, |objective|) (the audit's
+objective tolerance); two proven optima closer than twice that are *equal*."""
+
+DEFAULT_REFINE_GAPS: tuple[float, ...] = (1e-4, 0.0)
+"""Gaps tried in turn when a comparison is undetermined: 0.01% first (usually enough to separate
+and finishes well inside the time limit, so it is reproducible), then proven optimality."""
+
+Verdict = str  # "positive" | "negative" | "zero" | "undetermined"
+
+
+# --------------------------------------------------------------------------------------------
+# one task, many tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """One re-solve, as picklable data: the scenario, operations applied to it (``variants``), a
+    label, an optional warm start, solver overrides, and an optional ``extend`` (a picklable
+    callable formulation → MILP, e.g. an extra constraint; see ``solve_scenario``)."""
+
+    scenario: Scenario
+    ops: tuple[Operation, ...] = ()
+    label: str = ""
+    start: Decisions | None = None
+    mip_gap: float | None = None
+    time_limit: float | None = None
+    extend: Callable[[Formulation], MILP] | None = None
+
+    def resolved(self) -> Scenario:
+        """The scenario this task solves: operations applied, solver overrides set."""
+        sc = apply(self.scenario, self.ops)
+        return sc.with_solver(mip_gap=self.mip_gap, time_limit=self.time_limit)
+
+
+def run_task(task: Task) -> Outcome:
+    """Solve one task with ``solve_scenario`` (never explains; infeasible is a status)."""
+    return solve_scenario(task.resolved(), extend=task.extend, start=task.start, label=task.label)
 
 
 @dataclass
-class Point:
-    """One re-solve, reduced to what the analyses compare (picklable, small)."""
+class FailedOutcome(Outcome):
+    """A task that raised: status ``error``, the message, and the error itself (to re-raise)."""
 
-    label: str
-    feasible: bool
-    objective: float = float("nan")
-    bound: float = float("nan")
-    gap: float = float("nan")
-    status: str = "infeasible"
-    starts: dict[str, int] = field(default_factory=dict)
-    withdrawn: list[str] = field(default_factory=list)
-    allocation: dict[str, float] = field(default_factory=dict)
-    spend: dict[str, float] = field(default_factory=dict)   # "capital 2026" → £m
-    solve_seconds: float = 0.0
-
-    @property
-    def funded(self) -> set[str]:
-        """Funded project ids."""
-        return set(self.starts)
-
-    def decisions(self) -> Decisions:
-        """The plan as decisions (e.g. a warm start for a neighbouring solve)."""
-        return Decisions(starts=dict(self.starts), withdrawn=list(self.withdrawn))
+    error: BaseException | None = None
 
 
-def point(scenario: Scenario, label: str = "", *, start: Decisions | None = None, **solver: object) -> Point:
-    """Solve ``scenario`` and keep the figures the analyses need; infeasible → ``feasible=False``."""
-    try:
-        out = solve(scenario, start=start, **solver)  # type: ignore[arg-type]
-    except (InfeasibleError, NoSolutionError) as exc:
-        return Point(label=label, feasible=False, status=type(exc).__name__)
-    if out.termination == Termination.INTERRUPTED:
-        raise KeyboardInterrupt    # Ctrl-C stops the whole analysis, not only this solve
-    acc = out.audit.accounts
-    assert acc is not None
-    bound = out.bound if out.bound is not None else out.objective
-    return Point(
-        label=label, feasible=True, objective=out.objective, bound=bound,
-        gap=out.gap if out.gap is not None else 0.0, status=out.status.value,
-        starts=dict(out.decisions.starts), withdrawn=list(out.decisions.withdrawn),
-        allocation=dict(acc.allocation),
-        spend={f"{pot} {y}": v for (pot, y), v in acc.pot_spend.items()},
-        solve_seconds=out.solve_seconds,
-    )
+def failed(task: Task, error: BaseException) -> FailedOutcome:
+    """The failed result of ``task``."""
+    return FailedOutcome(scenario=task.scenario, status=SolutionStatus.ERROR, termination=Termination.ERROR,
+                         backend=task.scenario.backend, message=f"{type(error).__name__}: {error}",
+                         label=task.label, error=error)
 
 
-def scaled_envelope(scenario: Scenario, factor: float) -> pd.DataFrame:
-    """The scenario's envelope with every year and pot multiplied by ``factor``."""
-    env = scenario.envelope.copy()
-    env[["capital", "revenue"]] = (env[["capital", "revenue"]] * factor).round(6)
-    return env
+def _stop(res: object) -> bool:
+    return isinstance(res, Outcome) and res.interrupted
 
 
-def shifted_envelope(scenario: Scenario, year: int, pot: str, amount: float) -> pd.DataFrame:
-    """The envelope with ``amount`` £m added to (negative: taken from) one year's pot, floored at 0."""
-    env = scenario.envelope.copy()
-    i = env.index[env["year"] == year][0]
-    env.at[i, pot] = max(0.0, round(float(env.at[i, pot]) + amount, 6))
-    return env
+def solve_many(tasks: Sequence[Task], context: Context | None = None, label: str = "solving") -> list[Outcome]:
+    """Run ``tasks`` on ``context`` (serial in this process when None) and return their outcomes
+    in order. An interrupted outcome (Ctrl-C) stops the whole run with ``KeyboardInterrupt``; a
+    task that raised is a ``FailedOutcome`` and the others still complete."""
+    with _context(context) as ctx:
+        results = ctx.map(run_task, tasks, label=label, stop=_stop)
+    return [failed(t, r.error) if isinstance(r, Failed) else r for t, r in zip(tasks, results)]
+
+
+def raise_failures(outcomes: Iterable[Outcome]) -> None:
+    """Re-raise the first failed outcome's error (its type keeps the exit code), noting how many
+    other tasks failed, so that none is lost silently."""
+    bad = [o for o in outcomes if isinstance(o, FailedOutcome)]
+    if not bad:
+        return
+    err = bad[0].error if bad[0].error is not None else BackendError(bad[0].message)
+    if len(bad) > 1 and isinstance(err, Exception):
+        err.add_note(f"{len(bad) - 1} other task(s) failed too: "
+                     + "; ".join(f"{o.label}: {o.message}" for o in bad[1:6]) + (" …" if len(bad) > 6 else ""))
+    raise err
+
+
+@contextlib.contextmanager
+def _context(context: Context | None, workers: int = 1) -> Iterator[Context]:
+    """``context``, or a new one for ``workers`` that is closed at the end."""
+    if context is not None:
+        yield context
+        return
+    with Context(workers) as ctx:
+        yield ctx
+
+
+def analysis_context(context: Context | None, workers: int = 1) -> contextlib.AbstractContextManager[Context]:
+    """The context an analysis runs on: the one given, or a new one for ``workers`` (the shorthand
+    every analysis keeps), closed when the analysis ends."""
+    return _context(context, workers)
+
+
+# --------------------------------------------------------------------------------------------
+# the scenario's own plan
+
+
+_BASE_CACHE: OrderedDict[str, Outcome] = OrderedDict()
+_BASE_CACHE_SIZE = 4
+
+
+def base_outcome(scenario: Scenario, context: Context | None = None) -> Outcome:
+    """The scenario's own solve at its own settings — the same plan and figures as ``envelope
+    solve`` — reused (by ``scenario.identity``) by every analysis that starts from it.
+
+    Raises ``InfeasibleError`` with ``solve``'s explanation, or ``NoSolutionError`` when the
+    solver stopped without a plan.
+    """
+    key = scenario.identity
+    hit = _BASE_CACHE.get(key)
+    if hit is not None:
+        _BASE_CACHE.move_to_end(key)
+        return dataclasses.replace(hit, scenario=scenario)
+    out = solve_many([Task(scenario, label="base")], context, label="base solve")[0]
+    raise_failures([out])
+    if out.status == SolutionStatus.INFEASIBLE:
+        why = explain(scenario)    # the same statement `envelope solve` makes
+        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())
+    if not out.has_plan:
+        raise NoSolutionError(f"scenario {scenario.name}: the solver stopped ({out.termination.value}) without any "
+                              "plan; raise the time limit (--time-limit)")
+    _BASE_CACHE[key] = out
+    while len(_BASE_CACHE) > _BASE_CACHE_SIZE:
+        _BASE_CACHE.popitem(last=False)
+    return out
+
+
+def clear_base_cache() -> None:
+    """Forget the cached base solves (e.g. in tests that count solves)."""
+    _BASE_CACHE.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# figures of an outcome
+
+
+def bound_of(o: Outcome) -> float:
+    """The proven bound (the objective when the solver gave none; NaN without a plan)."""
+    if not o.has_plan:
+        return math.nan
+    return o.bound if o.bound is not None else o.objective
+
+
+def gap_of(o: Outcome) -> float:
+    """The relative gap (0 when the solver gave none; NaN without a plan)."""
+    if not o.has_plan:
+        return math.nan
+    return o.gap if o.gap is not None else 0.0
+
+
+def proven(o: Outcome) -> bool:
+    """True when the optimum is proven (bound within ``PROOF_RTOL`` of the objective), or when the
+    problem is proven infeasible."""
+    if not o.has_plan:
+        return o.status == SolutionStatus.INFEASIBLE
+    return bound_of(o) - o.objective <= PROOF_RTOL * max(1.0, abs(o.objective))
+
+
+def tight(o: Outcome, gap: float) -> bool:
+    """Solved at least as tightly as ``gap`` (or proven either way)."""
+    if proven(o):
+        return True
+    return o.has_plan and gap_of(o) <= gap + 1e-12
+
+
+def merge(old: Outcome, new: Outcome) -> Outcome:
+    """Two solves of the same problem combined: the better plan and the tighter bound (both bounds
+    are valid, so their minimum is); solve seconds add up."""
+    secs = old.solve_seconds + new.solve_seconds
+    if not new.has_plan:
+        if new.status == SolutionStatus.INFEASIBLE and not old.has_plan:
+            return dataclasses.replace(new, solve_seconds=secs)
+        return dataclasses.replace(old, solve_seconds=secs)
+    if not old.has_plan:
+        return dataclasses.replace(new, solve_seconds=secs)
+    best = new if new.objective > old.objective else old
+    bound = max(min(bound_of(old), bound_of(new)), best.objective)
+    gap = relative_gap(best.objective, bound) or 0.0
+    return dataclasses.replace(best, bound=bound, gap=gap, status=new.status, solve_seconds=secs)
+
+
+def relabel(o: Outcome, label: str) -> Outcome:
+    """The same outcome under another label (e.g. a ladder level equal to the base)."""
+    return dataclasses.replace(o, label=label)
+
+
+# --------------------------------------------------------------------------------------------
+# a difference and its band
 
 
 @dataclass
-class Difference:
-    """``a − b`` with the interval the two solves' bounds allow."""
+class Band:
+    """``a − b`` between two solves, the interval their bounds allow, and what can be said.
+
+    verdict: ``positive``/``negative`` when the band excludes 0 (beyond the audit tolerance),
+    ``zero`` when the band lies within the tolerance of 0 (both proven, or known ≥ 0 and tight),
+    ``undetermined`` otherwise — not a ranking.
+    """
 
     value: float
     low: float
     high: float
+    verdict: Verdict
 
     @property
-    def certain_sign(self) -> int:
-        """+1 or −1 when the band excludes 0, else 0 (not a ranking)."""
-        if self.low > 0:
-            return 1
-        if self.high < 0:
-            return -1
-        return 0
+    def sign(self) -> int:
+        """+1 or −1 when the verdict is positive or negative, else 0 (not a ranking)."""
+        return {"positive": 1, "negative": -1}.get(self.verdict, 0)
 
 
-def difference(a: Point, b: Point) -> Difference:
-    """a.objective − b.objective with the band [a.obj − b.bound, a.bound − b.obj] (maximisation)."""
-    return Difference(value=a.objective - b.objective, low=a.objective - b.bound, high=a.bound - b.objective)
+ZERO = Band(0.0, 0.0, 0.0, "zero")
+
+
+def compare(a: Outcome, b: Outcome, nonnegative: bool = False) -> Band:
+    """``a.objective − b.objective`` with the band ``[a.obj − b.bound, a.bound − b.obj]``.
+
+    ``nonnegative`` states that the true difference cannot be negative (``a`` is a relaxation of
+    ``b``), which clips the band at 0. A problem without a plan counts as −∞ when proven
+    infeasible, and as unknown otherwise (stopped without a plan, or failed).
+    """
+    if not a.has_plan or not b.has_plan:
+        a_inf, b_inf = a.status == SolutionStatus.INFEASIBLE, b.status == SolutionStatus.INFEASIBLE
+        if a_inf and b_inf:
+            return Band(0.0, 0.0, 0.0, "zero")
+        if a_inf and b.has_plan:
+            return Band(-math.inf, -math.inf, -math.inf, "negative")
+        if b_inf and a.has_plan:
+            return Band(math.inf, math.inf, math.inf, "positive")
+        return Band(math.nan, math.nan, math.nan, "undetermined")
+    value = a.objective - b.objective
+    low, high = a.objective - bound_of(b), bound_of(a) - b.objective
+    if nonnegative:  # b's plan is feasible for a: a's optimum is at least max(a.obj, b.obj)
+        value = max(value, 0.0)
+        low = max(low, 0.0)
+    tol = 2 * PROOF_RTOL * max(1.0, abs(a.objective), abs(b.objective))
+    if low > tol:
+        verdict = "positive"
+    elif high < -tol:
+        verdict = "negative"
+    elif -tol <= low and high <= tol:
+        verdict = "zero"
+    else:
+        verdict = "undetermined"
+    return Band(value, min(low, value), max(high, value), verdict)  # float noise can put bound < objective
+
+
+Comparison = tuple[str, str, bool]
+"""(key of a, key of b, nonnegative): one difference ``a − b`` an analysis reports or ranks on."""
+
+
+def undetermined(outcomes: dict[str, Outcome], comparisons: Iterable[Comparison]) -> set[str]:
+    """Keys of the outcomes in a comparison whose band does not settle its sign."""
+    out: set[str] = set()
+    for a, b, nonneg in comparisons:
+        if compare(outcomes[a], outcomes[b], nonnegative=nonneg).verdict == "undetermined":
+            out.update((a, b))
+    return out
+
+
+def tighter(task: Task, outcome: Outcome, gap: float, time_limit: float) -> Task:
+    """``task`` again at ``gap`` within ``time_limit``, warm-started from ``outcome``'s plan."""
+    start = outcome.decisions if outcome.has_plan else task.start
+    return dataclasses.replace(task, mip_gap=gap, time_limit=time_limit, start=start)
+
+
+def refine(outcomes: dict[str, Outcome], tasks: dict[str, Task], comparisons: Sequence[Comparison], *,
+           gaps: Sequence[float], time_limit: float, context: Context | None = None,
+           log: list[dict[str, object]] | None = None, alias: dict[str, str] | None = None,
+           label: str = "re-solving") -> dict[str, Outcome]:
+    """Re-solve, gap by gap (e.g. 1e-4 then 0), only the outcomes of undetermined comparisons.
+
+    Each re-solve is warm-started from the outcome's own plan and merged with it (better plan,
+    tighter bound). ``alias`` maps keys that are the same problem as another key (e.g. a cut of a
+    pot already at 0) to it: only the target is re-solved and the alias gets its figures.
+
+    Probe rule: a stage starts with one re-solve per worker; if none of them reaches the stage's
+    gap within the time limit, the rest of that stage and every tighter stage are skipped (each
+    logged with status ``skipped``) — they are harder still, and proving optimality on a large
+    instance can take far longer than any limit. What stays undetermined is reported as such.
+
+    Returns ``outcomes`` (also updated in place); ``log`` receives one record per re-solve or skip.
+    """
+    alias = alias or {}
+    with _context(context) as ctx:
+        probe = max(1, ctx.workers)
+        stalled_at: float | None = None
+        for gap in gaps:
+            need = sorted({alias.get(k, k) for k in undetermined(outcomes, comparisons)})
+            need = [k for k in need if not tight(outcomes[k], gap)]
+            if not need:
+                break
+            if stalled_at is not None:
+                _log_skipped(log, need, gap, time_limit, stalled_at)
+                continue
+            jobs = [tighter(tasks[k], outcomes[k], gap, time_limit) for k in need]
+            stage = f"{label} at gap {gap:g}"
+            with ctx.stage(stage, len(jobs)):
+                first = solve_many(jobs[:probe], ctx, stage)
+                raise_failures(first)
+                _merge_into(outcomes, need[:probe], first, gap, time_limit, log)
+                if not any(tight(new, gap) for new in first):
+                    stalled_at = gap
+                    _log_skipped(log, need[probe:], gap, time_limit, gap)
+                elif len(jobs) > probe:
+                    rest = solve_many(jobs[probe:], ctx, stage)
+                    raise_failures(rest)
+                    _merge_into(outcomes, need[probe:], rest, gap, time_limit, log)
+            for a, target in alias.items():
+                outcomes[a] = relabel(outcomes[target], a)
+    return outcomes
+
+
+def refine_log(key: str, gap: float, time_limit: float, new: Outcome) -> dict[str, object]:
+    """One ``refinements`` record of ``summary.json`` (``seconds`` goes to timing.json)."""
+    return {"label": key, "mip_gap": gap, "time_limit": time_limit, "status": new.status.value,
+            "objective": _num(new.objective), "bound": _num(bound_of(new)), "gap": _num(gap_of(new)),
+            "seconds": new.solve_seconds}
+
+
+def _merge_into(outcomes: dict[str, Outcome], keys: Sequence[str], results: Sequence[Outcome], gap: float,
+                time_limit: float, log: list[dict[str, object]] | None) -> None:
+    for k, new in zip(keys, results):
+        outcomes[k] = merge(outcomes[k], new)
+        if log is not None:
+            log.append(refine_log(k, gap, time_limit, new))
+
+
+def _log_skipped(log: list[dict[str, object]] | None, keys: Sequence[str], gap: float, time_limit: float,
+                 stalled_at: float) -> None:
+    if log is None:
+        return
+    for k in keys:
+        log.append({"label": k, "mip_gap": gap, "time_limit": time_limit, "status": "skipped",
+                    "objective": None, "bound": None, "gap": None, "seconds": 0.0,
+                    "reason": f"a probe re-solve did not reach gap {stalled_at:g} within {time_limit:g} s"})
+
+
+def certain_ranks(keys: Sequence[str], outcomes: dict[str, Outcome]) -> dict[str, tuple[int, list[str]]]:
+    """Rank by objective (higher first) counting only what is proven: rank = 1 + the number of
+    others provably higher; ``tied`` lists those whose order against this one is not proven."""
+    out = {}
+    for i in keys:
+        better, tied = 0, []
+        for j in keys:
+            if i == j:
+                continue
+            v = compare(outcomes[j], outcomes[i]).verdict
+            if v == "positive":
+                better += 1
+            elif v in ("zero", "undetermined"):
+                tied.append(j)
+        out[i] = (better + 1, tied)
+    return out
+
+
+def refine_settings(scenario: Scenario, refine_gaps: Sequence[float] | None,
+                    refine_time_limit: float | None) -> tuple[list[float], float]:
+    """Gaps to try (only those tighter than the scenario's own) and the re-solve time limit."""
+    gaps = DEFAULT_REFINE_GAPS if refine_gaps is None else tuple(refine_gaps)
+    out = [float(g) for g in gaps if g < scenario.solver.mip_gap]
+    if refine_time_limit is None:
+        refine_time_limit = scenario.solver.time_limit
+    return out, float(refine_time_limit)
+
+
+# --------------------------------------------------------------------------------------------
+# plans compared
+
+
+def project_system_map(scenario: Scenario) -> dict[str, str]:
+    """System of every project."""
+    return dict(zip(scenario.instance.projects["project_id"].astype(str), project_systems(scenario).astype(str)))
+
+
+def plan_changes(base: Outcome, other: Outcome, psys: dict[str, str]) -> list[dict[str, object]]:
+    """Projects funded in ``other`` but not ``base`` (in), the reverse (out), and moved starts."""
+    rows: list[dict[str, object]] = []
+    if not (base.has_plan and other.has_plan):
+        return rows
+    bs, os_ = base.decisions.starts, other.decisions.starts  # type: ignore[union-attr]
+    for p in sorted(set(bs) | set(os_)):
+        b, o = bs.get(p), os_.get(p)
+        if b == o:
+            continue
+        change = "in" if b is None else "out" if o is None else "moved"
+        rows.append({"project_id": p, "system_id": psys.get(p, ""), "change": change,
+                     "base_start": b, "new_start": o})
+    return rows
+
+
+def spend(o: Outcome) -> dict[str, float]:
+    """Spend per pot and year of the plan (``"capital 2026"`` → £m); empty without a plan."""
+    if not o.has_plan:
+        return {}
+    return {f"{pot} {y}": v for (pot, y), v in o.accounts.pot_spend.items()}
+
+
+def allocation(o: Outcome) -> dict[str, float]:
+    """National money per system of the plan; empty without a plan."""
+    return dict(o.accounts.allocation) if o.has_plan else {}
+
+
+# --------------------------------------------------------------------------------------------
+# summaries
+
+
+def _num(v: float | None) -> float | None:
+    """A JSON-safe number (None for NaN/inf)."""
+    return None if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def jsonable(obj: object) -> object:
+    """Plain JSON types (numpy scalars converted, NaN/inf → None, tuples → lists, enums → values)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        seq = sorted(obj) if isinstance(obj, set | frozenset) else obj
+        return [jsonable(v) for v in seq]
+    if isinstance(obj, np.bool_ | bool):
+        return bool(obj)
+    if isinstance(obj, np.integer | int):
+        return int(obj)
+    if isinstance(obj, np.floating | float):
+        return _num(float(obj))
+    if isinstance(obj, str):
+        return str(obj)
+    return obj
+
+
+def solve_record(o: Outcome, kind: str = "", label: str | None = None) -> dict[str, object]:
+    """An outcome's solver figures for ``summary.json`` (no timing)."""
+    rec: dict[str, object] = {"label": o.label if label is None else label}
+    if kind:
+        rec["kind"] = kind
+    rec.update({"status": o.status.value, "objective": _num(o.objective), "bound": _num(bound_of(o)),
+                "gap": _num(gap_of(o)), "funded": len(o.funded) if o.has_plan else None})
+    if isinstance(o, FailedOutcome):
+        rec["error"] = o.message
+    return rec
+
+
+def time_limited(outcomes: dict[str, Outcome], log: list[dict[str, object]]) -> list[str]:
+    """Labels of solves that stopped on their time limit (their figures depend on machine speed)."""
+    out = {str(r["label"]) for r in log if r["status"] not in ("optimal", "infeasible")}
+    out |= {k for k, o in outcomes.items() if o.status in (SolutionStatus.FEASIBLE, SolutionStatus.NO_SOLUTION)}
+    return sorted(out)
+
+
+def solver_summary(scenario: Scenario) -> dict[str, object]:
+    """Solver settings and version."""
+    s = scenario.solver
+    try:
+        ver = get_backend(s.backend).version()
+    except BackendError:
+        ver = "unavailable"
+    return {"backend": s.backend, "version": ver, "mip_gap": s.mip_gap, "time_limit": s.time_limit,
+            "threads": s.threads, "seed": s.seed}
+
+
+def scenario_summary(scenario: Scenario) -> dict[str, object]:
+    """Which scenario was analysed (the ``scenario`` entry of every analysis summary)."""
+    return {"identity": scenario.identity, "name": scenario.name, "path": scenario.path,
+            "model": scenario.policy.name, "instance": scenario.instance.name,
+            "description": scenario.description,
+            "envelope": scenario.envelope[["year", "capital", "revenue"]].to_dict("records")}
+
+
+def header(scenario: Scenario, analysis: str, parameters: dict[str, object]) -> dict[str, object]:
+    """The common head of every analysis's ``summary.json``: ``analysis``, ``scenario`` (identity,
+    name, path, model, instance, description, envelope), ``parameters``, ``solver`` (settings and
+    version). Analyses add their own keys after it."""
+    return {"analysis": analysis, "scenario": scenario_summary(scenario), "parameters": dict(parameters),
+            "solver": solver_summary(scenario)}
+
+
+# --------------------------------------------------------------------------------------------
+# the result of an analysis
 
 
 @dataclass
 class Analysis:
-    """What every sensitivity command returns: tables, a JSON summary (parameters, seeds, solver
-    figures) and a readable ranked summary for the terminal."""
+    """What every analysis returns: its tables and a JSON summary (``header`` first, then figures,
+    ``timing`` apart). Text is rendered by ``solver.present.analyses.render``."""
 
     name: str
     tables: dict[str, pd.DataFrame]
     summary: dict[str, object]
-    text: str
 
     def files(self) -> dict[str, object]:
         """Output files for ``solver.present.outputs.write_folder``: one CSV per table, summary.json, and
@@ -125,3 +542,20 @@ class Analysis:
         if "timing" in self.summary:
             out["timing.json"] = self.summary["timing"]
         return out
+
+    @property
+    def text(self) -> str:
+        """The ranked text summary (``solver.present.analyses.render``)."""
+        from solver.present.analyses import render
+
+        return render(self)
+
+
+__all__ = [
+    "DEFAULT_REFINE_GAPS", "PROOF_RTOL", "ZERO", "Analysis", "Band", "Comparison", "Context", "FailedOutcome", "Task",
+    "allocation", "analysis_context", "base_outcome", "bound_of", "certain_ranks", "clear_base_cache", "compare",
+    "failed", "gap_of", "header", "jsonable", "merge", "plan_changes", "project_system_map", "proven",
+    "raise_failures", "refine", "refine_log", "refine_settings", "relabel", "run_task", "scenario_summary",
+    "solve_many", "solve_record", "solver_summary", "spend", "tight", "tighter", "time_limited", "undetermined",
+]
+# ENGINE-API-READY

@@ -1,4 +1,5 @@
-"""One protocol every solver backend follows: ``available()`` and ``solve(model, options)``."""
+"""One protocol every solver backend follows: ``available()``, ``refusal(model)``, ``solve(model, options)``
+and ``lp_duals(model)``, with the ``Capabilities`` it declares."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from solver.backends.result import SolveResult
+from solver.backends.result import LpDuals, SolveResult
 from solver.mip.arrays import MILP
 
 
@@ -41,6 +42,16 @@ class Capabilities:
     exact_continuous: bool = True   # continuous variables at full precision (CP-SAT: £1 grid)
 
 
+#: The backend that computes LP relaxation duals.
+LP_DUALS_BACKEND = "highs"
+
+
+def no_lp_duals(name: str) -> str:
+    """The sentence a backend without ``lp_duals`` raises (as ``BackendError``)."""
+    return (f"backend {name} does not compute LP relaxation duals; use backend '{LP_DUALS_BACKEND}' "
+            f"(--backend {LP_DUALS_BACKEND}) for them")
+
+
 class Backend(Protocol):
     """A MILP solver adapter."""
 
@@ -67,4 +78,9 @@ class Backend(Protocol):
         ``start`` is an optional warm start (a full column vector); backends that cannot use one
         ignore it.
         """
+        ...
+
+    def lp_duals(self, model: MILP) -> LpDuals:
+        """The LP relaxation's optimal solution and duals (``capabilities.lp_duals``); backends without
+        it raise ``BackendError`` naming the backend to use (``no_lp_duals``)."""
         ...

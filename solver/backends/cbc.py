@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from solver.backends.base import Capabilities, SolveOptions
-from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
+from solver.backends.base import Capabilities, SolveOptions, no_lp_duals
+from solver.backends.result import LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
 
@@ -142,6 +142,10 @@ class CbcBackend:
     def refusal(self, model: MILP) -> str | None:
         """None: this backend solves every model Envelope builds."""
         return None
+
+    def lp_duals(self, model: MILP) -> LpDuals:
+        """Not available through PuLP's CBC: raises ``BackendError`` naming the backend to use."""
+        raise BackendError(no_lp_duals(self.name))
 
     def available(self) -> bool:
         """True if pulp imports and its bundled CBC binary is executable."""
@@ -265,8 +269,6 @@ class CbcBackend:
             status = SolutionStatus.NO_SOLUTION
         else:
             term, status = Termination.ERROR, SolutionStatus.ERROR
-        if not has_point and status != SolutionStatus.NO_SOLUTION:
-            bound = None
         message = log.result_line or pulp.LpSolution.get(sol, str(sol))
         return self._result(term, status, x, objective, bound, seconds, message, options)
 
@@ -281,20 +283,5 @@ class CbcBackend:
         message: str,
         options: SolveOptions,
     ) -> SolveResult:
-        gap = relative_gap(objective, bound) if x is not None else None
-        if status == SolutionStatus.OPTIMAL and gap is not None and gap > options.mip_gap + 1e-9:
-            status = SolutionStatus.FEASIBLE  # never call a plan optimal outside the requested gap
-            message += f" (gap {gap:.3g} above mip_gap)"
-        return SolveResult(
-            backend=self.name,
-            termination=term,
-            status=status,
-            x=x,
-            objective=objective,
-            bound=bound,
-            gap=gap,
-            solve_seconds=seconds,
-            solver_version=self.version(),
-            message=message,
-            options=options.as_dict(),
-        )
+        return normalise(self.name, term, status, x=x, objective=objective, bound=bound, seconds=seconds,
+                         version=self.version(), message=message, options=options.as_dict())

@@ -7,7 +7,8 @@ import time
 import numpy as np
 
 from solver.backends.base import Capabilities, SolveOptions
-from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
+from solver.backends.result import LpDuals, SolutionStatus, SolveResult, Termination, normalise
+from solver.errors import BackendError
 from solver.mip.arrays import MILP
 
 
@@ -95,7 +96,6 @@ class HighsBackend:
         has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
         x = np.asarray(h.getSolution().col_value, dtype=float) if has_point else None
         objective = float(info.objective_function_value) if has_point else None
-        replaced = False
         if x is not None and objective is not None:
             own = model.objective_value(x)
             if abs(own - objective) > 1e-6 * max(1.0, abs(objective)):
@@ -107,39 +107,43 @@ class HighsBackend:
                     again.message = f"{again.message} (re-solved without the start: the solver's " \
                                     f"solution did not match its objective {objective:.6f})"
                     return again
-                objective, replaced = own, True     # report what the returned plan is worth, never more
+                objective = own     # report what the returned plan is worth, never more
         bound = float(info.mip_dual_bound) if model.n_integer else objective
-        if bound is not None and not np.isfinite(bound):
-            bound = None
         MS = highspy.HighsModelStatus
         if ms == MS.kOptimal:
             term, status = Termination.OPTIMAL, SolutionStatus.OPTIMAL
         elif ms == MS.kInfeasible:
             term, status = Termination.INFEASIBLE, SolutionStatus.INFEASIBLE
         elif ms == MS.kTimeLimit:
-            term = Termination.TIME_LIMIT
-            status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.NO_SOLUTION
+            term, status = Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION
         elif ms == MS.kInterrupt:
-            term = Termination.INTERRUPTED
-            status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.NO_SOLUTION
+            term, status = Termination.INTERRUPTED, SolutionStatus.NO_SOLUTION
         elif ms in (MS.kUnbounded, MS.kUnboundedOrInfeasible):
             term, status = Termination.UNBOUNDED, SolutionStatus.ERROR
         else:
-            term = Termination.ERROR
-            status = SolutionStatus.FEASIBLE if has_point else SolutionStatus.ERROR
-        gap = relative_gap(objective, bound) if has_point else None
-        if replaced and status == SolutionStatus.OPTIMAL and gap is not None and gap > options.mip_gap + 1e-9:
-            status = SolutionStatus.FEASIBLE    # the plan returned is worth less than the solver proved
-        return SolveResult(
-            backend=self.name,
-            termination=term,
-            status=status,
-            x=x,
-            objective=objective,
-            bound=bound,
-            gap=gap,
-            solve_seconds=seconds,
-            solver_version=self.version(),
-            message=h.modelStatusToString(ms),
-            options=options.as_dict(),
-        )
+            term, status = Termination.ERROR, SolutionStatus.ERROR
+        # a returned point makes NO_SOLUTION/ERROR "feasible", and a plan worth less than the bound the
+        # solver proved (objective recomputed above) "optimal" only within mip_gap: both in ``normalise``
+        return normalise(self.name, term, status, x=x, objective=objective, bound=bound, seconds=seconds,
+                         version=self.version(), message=h.modelStatusToString(ms), options=options.as_dict())
+
+    def lp_duals(self, model: MILP) -> LpDuals:
+        """Solve the LP relaxation of ``model`` (integrality dropped) and return its solution and duals.
+
+        Raises ``BackendError`` unless HiGHS proves the relaxation optimal.
+        """
+        import highspy
+
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.passModel(highs_lp(model, integer=False))  # no integrality: the LP relaxation
+        h.run()
+        ms = h.getModelStatus()
+        if ms != highspy.HighsModelStatus.kOptimal:
+            raise BackendError(f"backend {self.name}: LP relaxation not solved: {h.modelStatusToString(ms)}")
+        sol = h.getSolution()
+        return LpDuals(backend=self.name, objective=float(h.getInfo().objective_function_value),
+                       row_activity=np.asarray(sol.row_value, dtype=float),
+                       row_dual=np.asarray(sol.row_dual, dtype=float),
+                       col_value=np.asarray(sol.col_value, dtype=float),
+                       col_dual=np.asarray(sol.col_dual, dtype=float))

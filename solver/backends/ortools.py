@@ -16,6 +16,7 @@ stays valid. The reported objective is recomputed in floating point from the ret
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import pickle
 import signal
@@ -26,12 +27,87 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from solver.backends.base import Capabilities, SolveOptions
-from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap
+from solver.backends._ortools_worker import CONT_SCALE, INT_TOL, integer_scale
+from solver.backends.base import Capabilities, SolveOptions, no_lp_duals
+from solver.backends.result import ABS_GAP, LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ortools_worker.py")
+
+#: Rule families (and row-name prefixes, which are more precise) in the user's terms, for refusals.
+FEATURES: dict[str, str] = {
+    "fair_dev": "fair shares in 'deviation' mode",
+    "fair_floor": "penalised fair-share floors",
+    "fair_cap": "penalised fair-share caps",
+    "fair_share": "fair shares",
+    "budget": "the budget rows",
+    "carry_over": "carry-over",
+    "match": "local match funding",
+    "mandatory": "mandatory projects",
+    "commitment": "commitments",
+    "alternatives": "alternatives groups",
+    "dependency": "dependencies",
+    "standardisation": "standardisation",
+}
+_USE = "use --backend highs (or cbc, scip), which solve it exactly"
+
+
+def _feature(model: MILP, i: int) -> str:
+    name = str(model.row_names[i]) if i < len(model.row_names) else f"row {i}"
+    family = str(model.row_family[i]) if i < len(model.row_family) else ""
+    term = FEATURES.get(name.split("[", 1)[0]) or FEATURES.get(family) or (family or "a rule")
+    return f"{term} (row {name})"
+
+
+def _on_grid(v: float, S: int) -> bool:
+    """True if the side ``v`` of a row scaled by ``S`` is an integer (1e-9 relative, as the worker)."""
+    w = v * S
+    return abs(w - round(w)) <= INT_TOL * max(1.0, abs(w))
+
+
+def cpsat_refusal(model: MILP) -> str | None:
+    """Why CP-SAT cannot solve ``model`` exactly, or None. See ``CpSatBackend.refusal``."""
+    integ = np.asarray(model.integrality, dtype=bool)
+    col_scale = np.where(integ, 1.0, CONT_SCALE)
+    free = ~integ & (np.asarray(model.col_hi) > np.asarray(model.col_lo))   # continuous and not fixed
+    costed = free & (np.asarray(model.c) != 0.0)
+    A = model.A.tocsr()
+    lo, hi = np.asarray(model.row_lo, dtype=float), np.asarray(model.row_hi, dtype=float)
+    eq = np.isfinite(lo) & (lo == hi)
+    pattern = abs(A).astype(bool).astype(float)
+    has_costed = (pattern @ costed.astype(float)) > 0
+    drift: dict[int, float] = {}           # costed continuous columns whose optimal value may be rounded
+    first_drift = -1
+    for i in np.flatnonzero(eq | (has_costed & (np.isfinite(lo) | np.isfinite(hi)))).tolist():
+        s, e = int(A.indptr[i]), int(A.indptr[i + 1])
+        cols = A.indices[s:e]
+        coefs = A.data[s:e] * col_scale[cols]
+        S, exact = integer_scale(coefs)
+        q = np.abs(np.round(coefs * float(S)))
+        sides = [v for v in (lo[i], hi[i]) if math.isfinite(v)]
+        sides_ok = all(_on_grid(v, S) for v in sides)
+        if eq[i]:
+            if not exact:
+                return (f"{_feature(model, i)} cannot be kept exactly: CP-SAT cannot scale the equality's "
+                        f"coefficients to integers, so it would report no plan or a worse one; {_USE}")
+            f = free[cols]
+            if f.any() and not (sides_ok and np.any(q[f] == 1.0)):
+                return (f"{_feature(model, i)} cannot be kept exactly: the equality's continuous amounts meet it "
+                        f"only off CP-SAT's £1 grid, so it would report no plan or a worse one; {_USE}")
+            continue
+        c = costed[cols]
+        if exact and sides_ok and np.all(q[c] == 1.0):
+            continue
+        for j in cols[c].tolist():
+            drift[j] = abs(float(model.c[j]))
+        if first_drift < 0:
+            first_drift = i
+    total = sum(drift.values()) * CONT_SCALE
+    if total > ABS_GAP:
+        return (f"{_feature(model, first_drift)} cannot be kept exactly: CP-SAT rounds the penalised amounts to "
+                f"its £1 grid, which can move the objective by up to {total:.3g} and break the plan audit; {_USE}")
+    return None
 
 
 def _payload(model: MILP, options: SolveOptions) -> dict[str, Any]:
@@ -143,6 +219,10 @@ class _OrToolsBackend:
         """None: this backend solves every model Envelope builds."""
         return None
 
+    def lp_duals(self, model: MILP) -> LpDuals:
+        """Not offered by the OR-Tools backends: raises ``BackendError`` naming the backend to use."""
+        raise BackendError(no_lp_duals(self.name))
+
     def available(self) -> bool:
         """True if ortools is installed; checked without importing it (see module docstring)."""
         return importlib.util.find_spec("ortools") is not None
@@ -167,40 +247,14 @@ class _OrToolsBackend:
 
     def _result(self, raw: dict[str, Any], options: SolveOptions) -> SolveResult:
         name = str(raw.get("status", "ERROR"))
-        x = raw.get("x")
-        objective = raw.get("objective") if x is not None else None
-        bound = raw.get("bound")
-        has_point = x is not None
         term, status = self._statuses.get(name, (Termination.ERROR, SolutionStatus.ERROR))
-        if has_point and term != Termination.UNBOUNDED and status == SolutionStatus.NO_SOLUTION:
-            status = SolutionStatus.FEASIBLE
-        elif has_point and term == Termination.ERROR:
-            status = SolutionStatus.FEASIBLE  # e.g. SCIP ABNORMAL with an incumbent, as in the HiGHS backend
         if raw.get("interrupted") and term == Termination.TIME_LIMIT:
             term = Termination.INTERRUPTED  # the solver stopped early because we asked it to
-        if status == SolutionStatus.INFEASIBLE:
-            bound = None
-        message = str(raw.get("message", name))
-        notes = list(raw.get("notes", []))
-        gap = relative_gap(objective, bound) if has_point else None
-        if status == SolutionStatus.OPTIMAL and (gap is None or gap > options.mip_gap + 1e-9):
-            status = SolutionStatus.FEASIBLE  # never call a plan optimal outside the requested gap
-            notes.append(f"gap {gap if gap is None else f'{gap:.3g}'} above mip_gap")
-        if notes:
-            message += " (" + "; ".join(notes) + ")"
-        return SolveResult(
-            backend=self.name,
-            termination=term,
-            status=status,
-            x=np.asarray(x, dtype=float) if has_point else None,
-            objective=float(objective) if objective is not None else None,
-            bound=float(bound) if bound is not None else None,
-            gap=gap,
-            solve_seconds=float(raw.get("seconds", 0.0)),
-            solver_version=str(raw.get("version", "")),
-            message=message,
-            options=options.as_dict(),
-        )
+        x = raw.get("x")
+        return normalise(self.name, term, status, x=x, objective=raw.get("objective") if x is not None else None,
+                         bound=raw.get("bound"), seconds=float(raw.get("seconds", 0.0)),
+                         version=str(raw.get("version", "")), message=str(raw.get("message", name)),
+                         options=options.as_dict(), notes=list(raw.get("notes", [])))
 
 
 class ScipBackend(_OrToolsBackend):
@@ -237,7 +291,23 @@ class CpSatBackend(_OrToolsBackend):
         "UNKNOWN": (Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION),
     }
 
+    def refusal(self, model: MILP) -> str | None:
+        """Why CP-SAT cannot solve ``model`` exactly (None when it can).
+
+        CP-SAT solves an integer copy: continuous columns in £1 steps (1e-6 £m), each row scaled by a
+        power of ten up to 1e9 (see the module docstring). That copy is exact unless (a) an equality
+        row has coefficients that no such power makes integral, or continuous amounts that cannot
+        meet it on the grid (fair shares in 'deviation' mode with shares like 1/3: CP-SAT reported
+        "infeasible" or only the empty plan), or (b) penalised continuous amounts (fair-share slack in
+        penalty mode) sit in rows off the grid, so their rounding moves the objective by more than
+        ``ABS_GAP`` (the audit then rejected the plan). Models with neither are solved as before.
+        """
+        return cpsat_refusal(model)
+
     def _check(self, model: MILP) -> None:
+        refusal = self.refusal(model)
+        if refusal is not None:
+            raise BackendError(f"backend {self.name} cannot solve this model exactly: {refusal}")
         cont = ~np.asarray(model.integrality, dtype=bool)
         bad = ~(np.isfinite(model.col_lo) & np.isfinite(model.col_hi))
         if np.any(bad & cont):

@@ -1,13 +1,17 @@
-"""An instance: the validated tables of one folder (systems, organisations, projects, costs,
-dependencies, envelope) plus ``instance.toml``. Loading checks every cell and every
-cross-table reference; it never touches a solver. The result is plain, picklable data.
+"""An instance: the validated tables (systems, organisations, projects, costs, dependencies,
+envelope) plus its metadata (``instance.toml``). ``validate_tables`` builds one from DataFrames
+(any importer: CSV folder, spreadsheet, generated instances) and ``load_instance`` from a folder of
+CSV files through it, so both take one validation path: every cell, then every cross-table
+reference. Nothing here touches a solver. The result is plain, picklable data.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,7 +23,9 @@ from solver.data.readers import (
     OrganisationRow,
     ProjectRow,
     SystemRow,
-    read_table,
+    _Row,
+    parse_csv,
+    validate_frame,
 )
 from solver.errors import InputError
 
@@ -37,9 +43,24 @@ class InstanceMeta(BaseModel):
     synthetic: str = ""
 
 
+#: The tables of an instance, in validation order: name -> (row model, unique key columns).
+TABLE_MODELS: dict[str, tuple[type[_Row], tuple[str, ...]]] = {
+    "systems": (SystemRow, ("system_id",)),
+    "organisations": (OrganisationRow, ("org_id",)),
+    "projects": (ProjectRow, ("project_id",)),
+    "costs": (CostRow, ("project_id", "year_offset")),
+    "dependencies": (DependencyRow, ("project_id", "requires")),
+    "envelope": (EnvelopeRow, ("year",)),
+}
+#: Tables that may be left out of ``validate_tables`` (read as empty).
+OPTIONAL_TABLES = ("dependencies",)
+
+
 @dataclass
 class Instance:
-    """Validated instance tables; frames keep ``_row``/``_line`` so later checks can point at a row."""
+    """Validated instance tables; frames keep ``_row`` (and, from a CSV, ``_line``) so later checks can
+    point at a row. ``files`` names where each table came from, for messages (default: the CSV file
+    in ``root``)."""
 
     name: str
     root: str
@@ -52,10 +73,12 @@ class Instance:
     envelope: pd.DataFrame
     description: str = ""
     sources: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
 
     def file(self, table: str) -> str:
-        """Path of one of the instance's tables, for messages."""
-        return str(Path(self.root) / table)
+        """Where one of the instance's tables came from (``projects`` or ``projects.csv``), for messages."""
+        name = table.removesuffix(".csv")
+        return self.files.get(name, str(Path(self.root) / f"{name}.csv"))
 
     def profile_length(self) -> pd.Series:
         """Years in each project's cost profile (max year_offset + 1), indexed by project_id."""
@@ -80,7 +103,7 @@ def read_toml(path: Path) -> dict:
         raise InputError(path, f"invalid TOML: {exc}") from None
 
 
-def pydantic_error(path: Path, exc: ValidationError) -> InputError:
+def pydantic_error(path: str | Path, exc: ValidationError) -> InputError:
     """One-line ``InputError`` for the first problem pydantic found in a TOML document."""
     err = exc.errors()[0]
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "(top level)"
@@ -96,7 +119,12 @@ def pydantic_error(path: Path, exc: ValidationError) -> InputError:
 
 
 def load_instance(folder: str | Path) -> Instance:
-    """Load and validate the instance in ``folder``; raises ``InputError`` on the first problem."""
+    """Load and validate the instance in ``folder``; raises ``InputError`` on the first problem.
+
+    Each CSV file is parsed (file, syntax and header checks, ``parse_csv``), then the tables are
+    validated by ``validate_tables`` with the physical line of every row, so messages say
+    "row N (line M)".
+    """
     root = Path(folder)
     try:
         found = root.is_dir()
@@ -109,29 +137,65 @@ def load_instance(folder: str | Path) -> Instance:
         meta = InstanceMeta.model_validate(read_toml(meta_path), strict=True)  # TOML has types: no coercion
     except ValidationError as exc:
         raise pydantic_error(meta_path, exc) from None
+    files = {name: root / f"{name}.csv" for name in TABLE_MODELS}
+    frames = {name: parse_csv(files[name], model) for name, (model, _) in TABLE_MODELS.items()}
+    return validate_tables(frames, root, meta, files=files, meta_file=meta_path)
+
+
+def validate_tables(frames: Mapping[str, pd.DataFrame], source: str | Path, meta: Mapping[str, Any] | InstanceMeta,
+                    *, files: Mapping[str, str | Path] | None = None,
+                    meta_file: str | Path | None = None) -> Instance:
+    """A validated ``Instance`` from DataFrames, with every cell and cross-table check of the CSV loader.
+
+    ``frames`` maps table names (systems, organisations, projects, costs, dependencies, envelope;
+    dependencies may be left out or empty) to frames with the CSV files' column names; missing
+    values are None, NaN or blank text. ``source`` names where the tables came from (a file or a
+    generator); ``meta`` is the content of ``instance.toml`` (name, years, ...) as a dict or an
+    ``InstanceMeta``. Messages name ``files[table]`` (default ``source/table``), the data row (from
+    1, or the frame's ``_row`` column), the physical line when the frame has a ``_line`` column, and
+    the column; problems with ``meta`` name ``meta_file`` (default ``source``).
+    Raises ``InputError`` on the first problem.
+    """
+    meta_file = source if meta_file is None else meta_file
+    if not isinstance(meta, InstanceMeta):
+        try:
+            meta = InstanceMeta.model_validate(dict(meta))
+        except ValidationError as exc:
+            raise pydantic_error(meta_file, exc) from None
+    unknown = sorted(set(frames) - set(TABLE_MODELS))
+    if unknown:
+        raise InputError(source, f"unknown table '{unknown[0]}'; expected tables: {', '.join(TABLE_MODELS)}")
+    labels = {name: str(files[name]) if files and name in files else f"{source}/{name}" for name in TABLE_MODELS}
+    tables: dict[str, pd.DataFrame] = {}
+    for name, (model, key) in TABLE_MODELS.items():
+        frame = frames.get(name)
+        if frame is None or (name in OPTIONAL_TABLES and frame.empty and len(frame.columns) == 0):
+            if name not in OPTIONAL_TABLES:
+                raise InputError(labels[name], "required table is missing")
+            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in model.model_fields})
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(labels[name], f"must be a pandas DataFrame (got {type(frame).__name__})")
+        tables[name] = validate_frame(frame, model, labels[name], key)
     inst = Instance(
         name=meta.name,
-        root=str(root),
+        root=str(source),
         years=list(meta.years),
         description=meta.description,
         sources=dict(meta.sources),
-        systems=read_table(root / "systems.csv", SystemRow),
-        organisations=read_table(root / "organisations.csv", OrganisationRow),
-        projects=read_table(root / "projects.csv", ProjectRow),
-        costs=read_table(root / "costs.csv", CostRow),
-        dependencies=read_table(root / "dependencies.csv", DependencyRow),
-        envelope=read_table(root / "envelope.csv", EnvelopeRow),
+        files=labels,
+        **tables,
     )
-    check_instance(inst, meta_path)
+    check_instance(inst, meta_file)
     return inst
 
 
 def _err(inst: Instance, table: str, frame: pd.DataFrame, idx: int, column: str, rule: str) -> InputError:
     row = frame.loc[idx]
-    return InputError(inst.file(table), rule, row=int(row["_row"]), line=int(row["_line"]), column=column)
+    line = int(row["_line"]) if "_line" in frame.columns and not pd.isna(row["_line"]) else None
+    return InputError(inst.file(table), rule, row=int(row["_row"]), line=line, column=column)
 
 
-def check_instance(inst: Instance, meta_path: Path) -> None:
+def check_instance(inst: Instance, meta_path: str | Path) -> None:
     """Cross-table rules: years, references, profiles, start windows, groups, dependency cycles."""
     years = inst.years
     if years != list(range(years[0], years[0] + len(years))):

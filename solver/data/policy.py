@@ -7,22 +7,70 @@ loudly instead of silently using a default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Objective(_Strict):
-    """Objective: need-weighted, discounted benefit over an appraisal horizon, less penalties."""
+class BenefitObjective(_Strict):
+    """Objective ``benefit`` (the default): need-weighted, discounted benefit over an appraisal
+    horizon, less spend_weight per £m of national funding, less the fair-share and standardisation
+    penalties. Built and recomputed by ``solver/rules/objective.py``."""
 
+    kind: Literal["benefit"] = "benefit"
     benefit_weight: float = Field(1.0, ge=0)
     spend_weight: float = Field(0.0, ge=0, description="points lost per £m of national funding")
     horizon_years: int = Field(10, ge=1, le=60, description="appraisal horizon from the first envelope year")
     discount_rate: float = Field(0.035, ge=0, lt=1, description="HM Treasury Green Book STPR default")
+
+    @model_serializer(mode="wrap")
+    def _without_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dumped without ``kind`` (the default): a policy's dump, and so a scenario's content identity,
+        stays what it was before objectives had kinds."""
+        out = handler(self)
+        out.pop("kind", None)
+        return out
+
+
+Objective = BenefitObjective
+"""The default objective kind (the name every model had before objectives had kinds)."""
+
+OBJECTIVE_KINDS = ("benefit",)
+"""Every objective kind, in the order the union below lists them."""
+
+
+def _objective_kind(value: Any) -> str:
+    """The ``kind`` of an ``[objective]`` table; ``benefit`` when it names none (every model and
+    scenario written before objectives had kinds)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "benefit"))
+    return str(getattr(value, "kind", "benefit"))
+
+
+ObjectiveKind = Annotated[
+    Union[Annotated[BenefitObjective, Tag("benefit")]],  # noqa: UP007 (a union of one kind, for now)
+    Discriminator(_objective_kind, custom_error_type="objective_kind",
+                  custom_error_message=f"unknown objective kind; choose one of: {', '.join(OBJECTIVE_KINDS)}"),
+]
+"""The policy's objective: a discriminated union on ``kind`` (default ``benefit``). A new kind is a
+class here with ``kind: Literal["<name>"]``, tagged into this union (see docs/rules.md)."""
 
 
 class Need(_Strict):
@@ -109,7 +157,7 @@ class Policy(_Strict):
 
     name: str
     description: str = ""
-    objective: Objective = Objective()
+    objective: ObjectiveKind = BenefitObjective()
     need: Need = Need()
     budget: Budget = Budget()
     revenue_consequences: RevenueConsequences = RevenueConsequences()
@@ -121,6 +169,26 @@ class Policy(_Strict):
     mandatory: Toggle = Toggle()
     dependencies: Toggle = Toggle()
     alternatives: Toggle = Toggle()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _untagged_errors(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Policy:
+        """Errors inside ``[objective]`` name the key as before kinds existed (``objective.spend_weight``,
+        not ``objective.benefit.spend_weight``)."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if not any(len(e["loc"]) > 1 and e["loc"][0] == "objective" and e["loc"][1] in OBJECTIVE_KINDS
+                       for e in errors):
+                raise
+            out = []
+            for e in errors:
+                loc = tuple(e["loc"])
+                if len(loc) > 1 and loc[0] == "objective" and loc[1] in OBJECTIVE_KINDS:
+                    loc = loc[:1] + loc[2:]
+                out.append({"type": PydanticCustomError(e["type"], e["msg"]), "loc": loc, "input": e["input"]})
+            raise ValidationError.from_exception_data(cls.__name__, out) from None  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _penalty_needs_weight(self) -> Policy:

@@ -162,3 +162,28 @@ def read_decisions(folder: str | Path) -> Decisions:
     misses = pd.read_csv(folder / "misses.csv", dtype={"id": str})
     withdrawn = sorted(misses.loc[(misses["type"] == "project") & misses["withdrawn"].astype(bool), "id"])
     return Decisions(starts=dict(sorted(starts.items())), withdrawn=withdrawn, flex=flex, carry=carry)
+
+
+def output_files(result: object) -> dict[str, object]:
+    """The files of a result folder: for a solve ``Outcome`` plan/budget/systems/misses CSVs,
+    summary.json and timing.json (as ``envelope solve`` writes them); for an analysis its
+    ``files()`` (tables, summary.json, timing.json)."""
+    from solver.solve.outcome import Outcome
+
+    if isinstance(result, Outcome):
+        from solver.present.report import summary, tables, timings
+
+        files: dict[str, object] = {f"{k}.csv": v for k, v in tables(result).items()}
+        files["summary.json"] = summary(result)
+        files["timing.json"] = timings(result)
+        return files
+    files_of = getattr(result, "files", None)
+    if files_of is None:
+        raise TypeError(f"cannot write a {type(result).__name__}: expected an Outcome or an Analysis")
+    return dict(files_of())
+
+
+def write_outputs(folder: str | Path, result: object) -> Path:
+    """Write any result — a solve ``Outcome`` or an analysis — to ``folder`` atomically (see
+    ``write_folder``); returns the folder written."""
+    return write_folder(folder, output_files(result))  # type: ignore[arg-type]

@@ -39,9 +39,8 @@ def best_values(scenario: Scenario) -> dict[str, float]:
 def plan_table(outcome: Outcome) -> pd.DataFrame:
     """One row per funded project and year with money: national/local capital and revenue, run
     cost, fee (and who pays it)."""
-    sc: Scenario = outcome.scenario  # type: ignore[assignment]
-    acc = outcome.audit.accounts
-    assert acc is not None
+    sc = outcome.scenario
+    acc = outcome.accounts
     pr = sc.instance.projects.set_index("project_id")
     psys = project_system(sc)
     lines = acc.lines_frame()
@@ -58,9 +57,8 @@ def plan_table(outcome: Outcome) -> pd.DataFrame:
 
 def budget_table(outcome: Outcome) -> pd.DataFrame:
     """Per year and pot: envelope, spent, transfers, carry-over and what is left unspent."""
-    sc: Scenario = outcome.scenario  # type: ignore[assignment]
-    acc = outcome.audit.accounts
-    assert acc is not None
+    sc = outcome.scenario
+    acc = outcome.accounts
     dec = outcome.decisions
     env = sc.envelope.set_index("year")
     rows = []
@@ -82,9 +80,8 @@ def budget_table(outcome: Outcome) -> pd.DataFrame:
 
 def systems_table(outcome: Outcome) -> pd.DataFrame:
     """Per system: allocation against fair share, funded and unmet need, platforms, trusts left out."""
-    sc: Scenario = outcome.scenario  # type: ignore[assignment]
-    acc = outcome.audit.accounts
-    assert acc is not None
+    sc = outcome.scenario
+    acc = outcome.accounts
     inst = sc.instance
     starts = outcome.decisions.starts
     psys = project_system(sc)
@@ -168,7 +165,7 @@ def _orgs_left_out(sc: Scenario, starts: dict[str, int]) -> dict[str, str]:
 def misses_table(outcome: Outcome) -> pd.DataFrame:
     """Who misses out: unfunded projects (cost, need-weighted benefit forgone), trusts with candidate
     projects and nothing funded, systems with nothing funded."""
-    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    sc = outcome.scenario
     inst = sc.instance
     starts = outcome.decisions.starts
     psys = project_system(sc)
@@ -232,12 +229,14 @@ def tables(outcome: Outcome) -> dict[str, pd.DataFrame]:
 
 def summary(outcome: Outcome) -> dict[str, object]:
     """The run's figures as plain JSON-able data (no timings: see ``timings``)."""
-    sc: Scenario = outcome.scenario  # type: ignore[assignment]
-    acc = outcome.audit.accounts
-    assert acc is not None
+    sc = outcome.scenario
+    acc = outcome.accounts
+    assert outcome.audit is not None
+    assert outcome.decisions is not None
     budget = budget_table(outcome)
     return {
         "scenario": sc.name,
+        "scenario_id": sc.identity,
         "scenario_path": sc.path,
         "description": sc.description,
         "instance": sc.instance.name,
@@ -276,7 +275,7 @@ def timings(outcome: Outcome) -> dict[str, float]:
 
 def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -> str:
     """The short text summary printed by ``envelope solve``."""
-    sc: Scenario = outcome.scenario  # type: ignore[assignment]
+    sc = outcome.scenario
     t = t or tables(outcome)
     gap = "n/a" if outcome.gap is None else f"{100 * outcome.gap:.3f}%"
     bound = "n/a" if outcome.bound is None else f"{outcome.bound:,.1f}"

@@ -3,8 +3,9 @@ interface, serial or on a local process pool, so that a distributed engine (e.g.
 ``Client``, which offers the same ``submit``/``result`` shape) can be plugged in later without
 touching the analyses.
 
-Tasks and results must be picklable plain data. Progress (done, remaining, ETA) is shown on a
-terminal and is silent otherwise.
+Tasks and results must be picklable plain data. Analyses run through ``solver.run.context.Context``
+(one pool per analysis, streaming results, progress on a terminal *and* when redirected);
+``run_all`` is kept only until its last caller moves to the context.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ which year and system, and by how much (£m for money rules). Money is relaxed b
 rule (a project rule costs ``RULE_WEIGHT`` £m-equivalents, dropping a mandatory or committed project
 twice that), so "short by £32.3m" is preferred to "drop a mandatory project" when either would do,
 and the rule that blocks a required project is named rather than the project being dropped.
+Which rows are relaxable, their weight class and their sentences belong to the rule families
+(``rows``, ``bans`` and ``describe`` in ``solver/rules/<family>.py``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,10 +24,14 @@ from solver.backends.result import Termination
 from solver.data.scenario import Scenario
 from solver.mip.arrays import INF, MILP
 from solver.mip.formulation import Formulation, formulate
-from solver.solve.checks import fy, obvious_causes
+from solver.rules import FAMILIES, elastic_roles
+from solver.solve.checks import obvious_causes
 
-MONEY_FAMILIES = ("budget", "local_capital", "headroom", "carry_over", "fair_share")
-RULE_FAMILIES = ("mandatory", "commitment", "dependency", "alternatives", "standardisation")
+ROLES = elastic_roles()
+"""Relaxable row family → (weight class, rule family), from each family's ``rows``."""
+MONEY_FAMILIES = tuple(r for r, (w, _) in ROLES.items() if w == "money")
+RULE_FAMILIES = tuple(r for r, (w, _) in ROLES.items() if w != "money")
+REQUIRED_FAMILIES = tuple(r for r, (w, _) in ROLES.items() if w == "required")
 RULE_WEIGHT = 1e4
 SLACK_TOL = 1e-6
 
@@ -70,19 +75,24 @@ def elastic(form: Formulation) -> tuple[MILP, np.ndarray, np.ndarray]:
     """The elastic model: returns (model, slack column → row, slack sign +1 above / -1 below)."""
     m = form.model
     col_hi = m.col_hi.copy()
-    # standardisation bans are bounds (platform columns fixed at 0); make them relaxable rows
-    banned = np.flatnonzero((m.col_kind == "platform") & (m.col_hi == 0))
-    col_hi[banned] = 1.0
     A = m.A
     row_lo, row_hi = m.row_lo, m.row_hi
     names, fam = list(m.row_names), list(m.row_family)
-    if banned.size:
-        ban = sp.csr_matrix((np.ones(banned.size), (np.arange(banned.size), banned)), shape=(banned.size, m.n_cols))
-        A = sp.vstack([A, ban]).tocsr()
-        row_lo = np.concatenate([row_lo, np.full(banned.size, -INF)])
-        row_hi = np.concatenate([row_hi, np.zeros(banned.size)])
-        names += [m.col_names[j].replace("platform[", "new_platform[") for j in banned]
-        fam += ["standardisation"] * banned.size
+    for family in FAMILIES:
+        if family.bans is None:
+            continue
+        # bans held as bounds (e.g. platform columns fixed at 0) become relaxable rows of the family
+        kind, label = family.bans
+        banned = np.flatnonzero((m.col_kind == kind) & (m.col_hi == 0))
+        col_hi[banned] = 1.0
+        if banned.size:
+            ban = sp.csr_matrix((np.ones(banned.size), (np.arange(banned.size), banned)),
+                                shape=(banned.size, m.n_cols))
+            A = sp.vstack([A, ban]).tocsr()
+            row_lo = np.concatenate([row_lo, np.full(banned.size, -INF)])
+            row_hi = np.concatenate([row_hi, np.zeros(banned.size)])
+            names += [m.col_names[j].replace(f"{kind}[", f"{label}[") for j in banned]
+            fam += [next(iter(family.rows))] * banned.size
     fam_arr = np.asarray(fam, dtype=object)
     relax = np.isin(fam_arr, MONEY_FAMILIES + RULE_FAMILIES)
     up = np.flatnonzero(relax & np.isfinite(row_hi))
@@ -92,7 +102,7 @@ def elastic(form: Formulation) -> tuple[MILP, np.ndarray, np.ndarray]:
     k = slack_rows.size
     # money gives first; then the rule that blocks a project; dropping a required project comes last
     weight = np.where(np.isin(fam_arr[slack_rows], MONEY_FAMILIES), 1.0,
-                      np.where(np.isin(fam_arr[slack_rows], ("mandatory", "commitment")), 2 * RULE_WEIGHT,
+                      np.where(np.isin(fam_arr[slack_rows], REQUIRED_FAMILIES), 2 * RULE_WEIGHT,
                                RULE_WEIGHT))
     S = sp.csr_matrix((-sign, (slack_rows, np.arange(k))), shape=(A.shape[0], k))
     big = max(float(np.abs(m.A.data).sum()) if m.A.nnz else 1.0, 1.0) * 10
@@ -111,49 +121,11 @@ def elastic(form: Formulation) -> tuple[MILP, np.ndarray, np.ndarray]:
     return model, slack_rows, sign
 
 
-def _fy(year: str) -> str:
-    return fy(int(year))
-
-
 def describe(family: str, row: str, activity: float, hi: float, amount: float) -> str:
-    """One relaxation as a sentence a planner can act on."""
-    inside = re.search(r"\[(.*)\]", row)
-    key = inside.group(1) if inside else row
-    parts = key.split(",")
-    if family == "budget":
-        pot = row.split("[")[0]
-        return (f"{_fy(parts[0])} {pot}: the plan needs £{activity:,.3f}m, the envelope is £{hi:,.3f}m — "
-                f"short by £{amount:,.3f}m")
-    if family == "local_capital":
-        return (f"{parts[0]} {_fy(parts[1])}: local match of £{activity:,.3f}m needed, local_capital is "
-                f"£{hi:,.3f}m — short by £{amount:,.3f}m")
-    if family == "headroom":
-        return (f"{parts[0]} {_fy(parts[1])}: local revenue (match, run costs, fees) of £{activity:,.3f}m needed, "
-                f"revenue_headroom is £{hi:,.3f}m — short by £{amount:,.3f}m")
-    if family == "carry_over":
-        return f"{parts[0]} {_fy(parts[1])}: carry-over limit exceeded by £{amount:,.3f}m"
-    if family == "fair_share":
-        kind = row.split("[")[0]
-        if kind == "fair_floor":
-            return f"{key}: fair-share floor cannot be met — short by £{amount:,.3f}m"
-        if kind == "fair_cap":
-            return f"{key}: fair-share cap cannot be kept — over by £{amount:,.3f}m"
-        return f"{key}: fair-share deviation rule relaxed by £{amount:,.3f}m"
-    if family == "mandatory":
-        return f"mandatory: {key} cannot be funded within the other rules"
-    if family == "commitment":
-        return f"commitment: {key} cannot keep its committed start within the other rules"
-    if family == "dependency":
-        p, q = key.split(",")[0].split("<-")
-        return f"dependency: {p} (start {_fy(parts[-1])}) needs {q} to have started earlier, which cannot happen"
-    if family == "alternatives":
-        return f"alternatives: group {key} needs more than one of its projects funded"
-    if family == "standardisation":
-        if row.startswith("new_platform"):
-            return f"standardisation: system {parts[0]} would have to adopt platform {parts[1]}, new to it"
-        if row.startswith("one_platform"):
-            return f"standardisation: system {key} would need more than one platform"
-        return f"standardisation: {key} uses a platform its system may not adopt"
+    """One relaxation as a sentence a planner can act on (said by the row's rule family)."""
+    role = ROLES.get(family)
+    if role is not None and role[1].describe is not None:
+        return role[1].describe(row, activity, hi, amount)
     return f"{family}: {row} relaxed by {amount:,.6g}"
 
 

@@ -8,16 +8,19 @@ Solving. Levels are solved in *ascending* budget order, each warm-started from t
 level below (that plan spends less, so it is feasible one level up whenever the rules are
 monotone in money — and a backend simply ignores a start it cannot use). Each level's model is
 formulated afresh: only row and bound values change between levels and building costs ~1% of a
-solve, so the model is never patched in place. ``workers`` > 1 splits the ladder into that many
-contiguous chains, each solved (warm-started) on its own process.
+solve, so the model is never patched in place. With more than one worker the ladder is split
+into that many contiguous chains, solved round by round (the i-th level of every chain at once,
+each warm-started from its chain's last plan). A level whose scenario is the scenario itself
+(100%, or a cut of £0m) *is* the scenario's own plan: it reuses ``engine.base_outcome`` — the same
+plan and figures as ``envelope solve`` — instead of solving again.
 
 Derived. Optimal plans are not nested as money falls: a project can leave at one level and
 come back lower down (money freed by a larger project dropping out). Every such non-nesting is
 reported (``flips``). ``nested=True`` then solves the ladder again top-down, each level
-restricted to the projects funded at the level above (options of the others fixed to 0; start
-years may still move), giving one priority order a planner can announce, and reports what that
-costs in objective at each level. Where the unrestricted plan already fits inside the level
-above it *is* the nested plan (no solve).
+restricted to the projects funded at the level above (the others forced out with
+``variants.ForceOut``; start years may still move), giving one priority order a planner can
+announce, and reports what that costs in objective at each level. Where the unrestricted plan
+already fits inside the level above it *is* the nested plan (no solve).
 
 Honesty. Every objective difference (loss against the level above, cost of nesting) carries
 the band the two solves' gaps allow; one whose band contains 0 is re-solved tighter (gaps
@@ -35,66 +38,58 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from solver.analyses.engine import Analysis, Point
-from solver.analyses.value import (
-    Band,
-    SolveTask,
-    _tight,
+from solver.analyses.engine import (
+    ZERO,
+    Analysis,
+    Context,
+    Task,
+    analysis_context,
+    base_outcome,
+    bound_of,
     compare,
-    fmt_band,
+    gap_of,
+    header,
     jsonable,
     merge,
     project_system_map,
+    raise_failures,
     refine,
+    refine_log,
     refine_settings,
-    scenario_summary,
-    solve_point,
+    relabel,
+    solve_many,
     solve_record,
-    solver_summary,
+    spend,
+    tight,
+    tighter,
     time_limited,
 )
+from solver.analyses.engine import allocation as plan_allocation
+from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
-from solver.errors import InputError
+from solver.data.variants import CutEnvelope, ForceOut, ScaleEnvelope, apply
+from solver.errors import InfeasibleError, InputError, NoSolutionError
 from solver.mip.formulation import POTS
-from solver.run.executor import run_all
 from solver.solve.accounts import need_weight_of, option_value
-from solver.solve.checks import fy
+from solver.solve.outcome import Outcome
 
 MONEY_EPS = 1e-9
 
 
 @dataclass(eq=False)
 class Level:
-    """One rung of the ladder: what was done to the envelope, and the envelope that results."""
+    """One rung of the ladder: the operation on the envelope, and the envelope that results."""
 
     kind: str                 # "scale" (fraction of the envelope) or "cut" (£m taken)
     value: float
     label: str
+    op: ScaleEnvelope | CutEnvelope
     envelope: pd.DataFrame
     total: float              # whole envelope at this level, £m
 
     def key(self) -> tuple[float, ...]:
         """The envelope's numbers (levels with equal keys are the same problem)."""
         return tuple(self.envelope[["capital", "revenue"]].to_numpy().ravel().round(6))
-
-
-def level_envelope(scenario: Scenario, kind: str, value: float, year: int | None = None,
-                   pot: str | None = None) -> pd.DataFrame:
-    """The envelope scaled by ``value`` (kind "scale") or cut by £``value``m pro rata (kind "cut"),
-    over the whole envelope or only ``year`` and/or ``pot``."""
-    env = scenario.envelope.copy().reset_index(drop=True)
-    rows = env.index if year is None else env.index[env["year"] == year]
-    pots = list(POTS) if pot is None else [pot]
-    cells = env.loc[rows, pots].astype(float)
-    if kind == "scale":
-        env.loc[rows, pots] = (cells * value).round(6)
-    else:
-        total = float(cells.to_numpy().sum())
-        if value > total + 1e-9:
-            raise InputError(None, f"a cut of £{value:,.3f}m exceeds the £{total:,.3f}m it is taken from")
-        factor = 1.0 - value / total if total > 0 else 1.0
-        env.loc[rows, pots] = (cells * factor).round(6).clip(lower=0.0)
-    return env
 
 
 def ladder_levels(scenario: Scenario, levels: Sequence[float] | None = None, *, start: float = 1.0,
@@ -127,9 +122,10 @@ def ladder_levels(scenario: Scenario, levels: Sequence[float] | None = None, *, 
     out: list[Level] = []
     seen: set[tuple[float, ...]] = set()
     for kind, v in specs:
-        env = level_envelope(scenario, kind, v, year, pot)
+        op: ScaleEnvelope | CutEnvelope = ScaleEnvelope(v, year, pot) if kind == "scale" else CutEnvelope(v, year, pot)
+        env = op.apply(scenario).envelope
         label = f"{100 * v:g}%" if kind == "scale" else f"-£{v:g}m"
-        lv = Level(kind, v, label, env, float(env[["capital", "revenue"]].to_numpy().sum()))
+        lv = Level(kind, v, label, op, env, float(env[["capital", "revenue"]].to_numpy().sum()))
         if lv.key() not in seen:
             seen.add(lv.key())
             out.append(lv)
@@ -137,47 +133,20 @@ def ladder_levels(scenario: Scenario, levels: Sequence[float] | None = None, *, 
     return out
 
 
-@dataclass(frozen=True)
-class _Chain:
-    tasks: tuple[SolveTask, ...]
-    warm: bool
-
-
-def _solve_chain(chain: _Chain) -> list[Point]:
-    """Solve levels in the order given (ascending budget), each warm-started from the last plan."""
-    out: list[Point] = []
-    prev: Point | None = None
-    for t in chain.tasks:
-        if chain.warm and prev is not None:
-            t = dataclasses.replace(t, start=prev.decisions())
-        p = solve_point(t)
-        out.append(p)
-        if p.feasible:
-            prev = p
-    return out
-
-
-def _chains(tasks: list[SolveTask], workers: int, warm: bool) -> list[_Chain]:
-    """Ascending tasks split into ``workers`` contiguous chains of near-equal length."""
-    n = max(1, min(workers, len(tasks)))
-    parts = np.array_split(np.arange(len(tasks)), n)
-    return [_Chain(tuple(tasks[i] for i in part), warm) for part in parts if len(part)]
-
-
 def ladder(scenario: Scenario, levels: list[float] | None = None, *, start: float = 1.0, stop: float = 0.5,
            step: float = 0.05, cuts_gbpm: list[float] | None = None, year: int | None = None,
            pot: str | None = None, nested: bool = False, workers: int = 1, warm_start: bool = True,
            tighten: bool = True, refine_gaps: Sequence[float] | None = None,
-           refine_time_limit: float | None = None, **solver: object) -> Analysis:
+           refine_time_limit: float | None = None, context: Context | None = None, **solver: object) -> Analysis:
     """Solve a cut ladder and derive who misses out first.
 
     ``levels`` (fractions of the envelope) or ``start``/``stop``/``step``, or ``cuts_gbpm`` (£m
     taken, pro rata over what is cut); ``year``/``pot`` restrict the change to one year and/or pot.
-    ``nested`` adds a ladder whose plans are nested top-down and its cost per level. ``workers``
-    > 1 solves contiguous chains of levels in parallel. Differences whose band contains 0 are
-    re-solved at ``refine_gaps`` (default 1e-4 then 0) within ``refine_time_limit`` s when
-    ``tighten``. ``solver`` options (backend, mip_gap, time_limit, threads, seed) apply to every
-    solve.
+    ``nested`` adds a ladder whose plans are nested top-down and its cost per level. With more
+    than one worker (``context``, or the shorthand ``workers``) contiguous chains of levels are
+    solved in parallel. Differences whose band contains 0 are re-solved at ``refine_gaps``
+    (default 1e-4 then 0) within ``refine_time_limit`` s when ``tighten``. ``solver`` options
+    (backend, mip_gap, time_limit, threads, seed) apply to every solve.
 
     Tables: ``levels`` (one row per level), ``funded`` (plan of each level), ``allocation``
     (system × level), ``projects`` (drop-out levels, ranked), ``systems`` (first level below the
@@ -187,129 +156,169 @@ def ladder(scenario: Scenario, levels: list[float] | None = None, *, start: floa
     gaps, tl = refine_settings(sc, refine_gaps, refine_time_limit)
     lvls = ladder_levels(sc, levels, start=start, stop=stop, step=step, cuts_gbpm=cuts_gbpm, year=year, pot=pot)
     wall0 = time.perf_counter()
-    tasks = {lv.label: SolveTask(sc.with_envelope(lv.envelope), lv.label) for lv in lvls}
-    ascending = [tasks[lv.label] for lv in reversed(lvls)]
-    chains = _chains(ascending, workers, warm_start)
-    results = run_all(_solve_chain, chains, workers=workers, label="cut ladder")
-    points: dict[str, Point] = {}
-    for chain, pts in zip(chains, results):
-        for t, p in zip(chain.tasks, pts):
-            points[t.label] = p
-    t_ladder = time.perf_counter() - wall0
+    with analysis_context(context, workers) as ctx:
+        tasks = {lv.label: Task(sc, (lv.op,), lv.label) for lv in lvls}
+        outs = _solve_levels(sc, lvls, tasks, ctx, warm_start)
+        t_ladder = time.perf_counter() - wall0
 
-    labels = [lv.label for lv in lvls]
-    steps = [(labels[i], labels[i + 1], False) for i in range(len(labels) - 1)]
-    log: list[dict[str, object]] = []
-    if tighten and gaps:
-        refine(points, tasks, steps, gaps=gaps, time_limit=tl, workers=workers, log=log)
+        labels = [lv.label for lv in lvls]
+        steps = [(labels[i], labels[i + 1], False) for i in range(len(labels) - 1)]
+        log: list[dict[str, object]] = []
+        if tighten and gaps:
+            refine(outs, tasks, steps, gaps=gaps, time_limit=tl, context=ctx, log=log, label="cut ladder")
 
-    npoints: dict[str, Point] = {}
-    exact: dict[str, bool] = {}
-    unrestricted: set[str] = set()
-    if nested:
-        npoints, exact, unrestricted = _nested(lvls, tasks, points, gaps if tighten else [], tl, log)
+        nouts: dict[str, Outcome] = {}
+        exact: dict[str, bool] = {}
+        unrestricted: set[str] = set()
+        if nested:
+            with ctx.stage("nested ladder", max(0, len(lvls) - 1)):
+                nouts, exact, unrestricted = _nested(sc, lvls, tasks, outs, gaps if tighten else [], tl, log, ctx)
 
     psys = project_system_map(sc)
-    tables = _tables(sc, lvls, points, npoints, exact, unrestricted, psys)
-    summary: dict[str, object] = {
-        "analysis": "ladder",
-        "scenario": scenario_summary(sc),
-        "parameters": {
-            "kind": lvls[0].kind if lvls else None, "levels": [lv.value for lv in lvls],
-            "labels": labels, "year": year, "pot": pot, "nested": nested, "workers": workers,
-            "warm_start": warm_start, "tighten": tighten, "refine_gaps": gaps, "refine_time_limit": tl,
-            "fair_share_floor": sc.policy.fair_share.floor, "fair_share_basis": sc.policy.fair_share.basis,
-        },
-        "solver": solver_summary(sc),
-        "solves": [solve_record(points[k], "level") for k in labels]
-        + ([solve_record(npoints[k], "nested") for k in labels if k in npoints and not exact.get(k)] if nested else []),
+    tables = _tables(sc, lvls, outs, nouts, exact, unrestricted, psys)
+    summary = header(sc, "ladder", {
+        "kind": lvls[0].kind if lvls else None, "levels": [lv.value for lv in lvls],
+        "labels": labels, "year": year, "pot": pot, "nested": nested, "workers": ctx.workers,
+        "warm_start": warm_start, "tighten": tighten, "refine_gaps": gaps, "refine_time_limit": tl,
+        "fair_share_floor": sc.policy.fair_share.floor, "fair_share_basis": sc.policy.fair_share.basis,
+    })
+    summary.update({
+        "solves": [solve_record(outs[k], "level", k) for k in labels]
+        + ([solve_record(nouts[k], "nested", f"{k} nested") for k in labels if k in nouts and not exact.get(k)]
+           if nested else []),
         "refinements": [{k: v for k, v in r.items() if k != "seconds"} for r in log],
-        "time_limited": time_limited({**points, **{f"{k} nested": p for k, p in npoints.items()}}, log),
+        "time_limited": time_limited({**outs, **{f"{k} nested": o for k, o in nouts.items()}}, log),
         "counts": {"levels": len(lvls), "flips": len(tables["flips"]),
                    "projects_leaving_and_reentering": int(
                        tables["flips"].loc[tables["flips"]["kind"] == "leaves and re-enters", "project_id"].nunique())
                    if len(tables["flips"]) else 0},
-    }
+    })
     summary["timing"] = {
         "wall_seconds": time.perf_counter() - wall0, "ladder_seconds": t_ladder,
-        "solve_seconds": {k: points[k].solve_seconds for k in labels},
-        "nested_solve_seconds": {k: p.solve_seconds for k, p in npoints.items() if not exact.get(k)},
+        "solve_seconds": {k: outs[k].solve_seconds for k in labels},
+        "nested_solve_seconds": {k: o.solve_seconds for k, o in nouts.items() if not exact.get(k)},
         "refine_seconds": [r["seconds"] for r in log],
     }
-    text = _text(sc, lvls, points, npoints, tables, year, pot, nested)
-    return Analysis(name="ladder", tables=tables, summary=jsonable(summary), text=text)  # type: ignore[arg-type]
+    return Analysis(name="ladder", tables=tables, summary=jsonable(summary))  # type: ignore[arg-type]
 
 
-def _nested(lvls: list[Level], tasks: dict[str, SolveTask], points: dict[str, Point], gaps: Sequence[float],
-            time_limit: float, log: list[dict[str, object]]
-            ) -> tuple[dict[str, Point], dict[str, bool], set[str]]:
+def _solve_levels(sc: Scenario, lvls: list[Level], tasks: dict[str, Task], ctx: Context,
+                  warm: bool) -> dict[str, Outcome]:
+    """Every level, in ascending budget order split into ``ctx.workers`` contiguous chains solved
+    round by round (each level warm-started from the last plan of its chain). A level that is the
+    scenario itself reuses the base solve."""
+    own = sc.identity
+    same = [lv.label for lv in lvls if apply(sc, (lv.op,)).identity == own]
+    base: Outcome | None = None
+    if same:
+        try:
+            base = base_outcome(sc, ctx)
+        except (InfeasibleError, NoSolutionError):
+            base = None    # the level is solved like the others and reported as having no plan
+    ascending = list(reversed(lvls))
+    n = max(1, min(ctx.workers, len(ascending)))
+    chains = [[ascending[i] for i in part] for part in np.array_split(np.arange(len(ascending)), n) if len(part)]
+    prev: list[Outcome | None] = [None] * len(chains)
+    outs: dict[str, Outcome] = {}
+    todo = sum(1 for lv in lvls if not (base is not None and lv.label in same))
+    with ctx.stage("cut ladder", todo):
+        for r in range(max((len(c) for c in chains), default=0)):
+            batch: list[tuple[int, Task]] = []
+            for ci, chain in enumerate(chains):
+                if r >= len(chain):
+                    continue
+                lv = chain[r]
+                if base is not None and lv.label in same:
+                    outs[lv.label] = relabel(base, lv.label)
+                    prev[ci] = base
+                    continue
+                p = prev[ci]
+                start = p.decisions if warm and p is not None else None
+                batch.append((ci, dataclasses.replace(tasks[lv.label], start=start)))
+            results = solve_many([t for _, t in batch], ctx, "cut ladder")
+            raise_failures(results)
+            for (ci, t), o in zip(batch, results):
+                outs[t.label] = o
+                if o.has_plan:
+                    prev[ci] = o
+    return outs
+
+
+def _one(task: Task, ctx: Context) -> Outcome:
+    out = solve_many([task], ctx, "nested ladder")
+    raise_failures(out)
+    return out[0]
+
+
+def _nested(sc: Scenario, lvls: list[Level], tasks: dict[str, Task], outs: dict[str, Outcome],
+            gaps: Sequence[float], time_limit: float, log: list[dict[str, object]], ctx: Context
+            ) -> tuple[dict[str, Outcome], dict[str, bool], set[str]]:
     """Top-down nested plans: each level restricted to the projects funded at the nearest level
     above that has a nested plan. Refines a cost whose band contains 0, inline (the refined plan
     then constrains the levels below)."""
-    all_projects = frozenset(tasks[lvls[0].label].scenario.instance.projects["project_id"].astype(str))
-    npts: dict[str, Point] = {}
+    all_projects = frozenset(sc.instance.projects["project_id"].astype(str))
+    nouts: dict[str, Outcome] = {}
     exact: dict[str, bool] = {}
     unrestricted: set[str] = set()
     allowed: frozenset[str] | None = None
     for lv in lvls:
         k = lv.label
-        u = points[k]
+        u = outs[k]
         if allowed is None:  # nothing above constrains this level: the nested plan is this solve
-            npts[k], exact[k] = u, True
+            nouts[k], exact[k] = u, True
             unrestricted.add(k)
-            if u.feasible:
-                allowed = frozenset(u.starts)
+            if u.has_plan:
+                allowed = frozenset(u.funded)
             continue
-        if not u.feasible and u.status == "infeasible":
-            npts[k], exact[k] = dataclasses.replace(u, label=f"{k} nested"), True
+        if not u.has_plan and u.status == SolutionStatus.INFEASIBLE:
+            nouts[k], exact[k] = relabel(u, f"{k} nested"), True
             continue
-        ntask = SolveTask(tasks[k].scenario, f"{k} nested", exclude=all_projects - allowed)
-        if u.feasible and u.funded <= allowed:
+        ntask = Task(sc, (lv.op, ForceOut(all_projects - allowed)), f"{k} nested")
+        if u.has_plan and u.funded <= allowed:
             n, exact[k] = u, True
         else:
-            restricted = dataclasses.replace(u.decisions(), starts={p: s for p, s in u.starts.items() if p in allowed})
-            n = solve_point(dataclasses.replace(ntask, start=restricted if u.feasible else None))
+            restricted = None
+            if u.has_plan and u.decisions is not None:
+                restricted = dataclasses.replace(
+                    u.decisions, starts={p: s for p, s in u.decisions.starts.items() if p in allowed})
+            n = _one(dataclasses.replace(ntask, start=restricted), ctx)
             exact[k] = False
         for gap in gaps:
             if compare(u, n, nonnegative=True).verdict != "undetermined":
                 break
-            if not _tight(u, gap):
-                new = solve_point(dataclasses.replace(tasks[k], scenario=tasks[k].scenario.with_solver(
-                    mip_gap=gap, time_limit=time_limit), start=u.decisions() if u.feasible else None))
-                u = points[k] = merge(u, new)
-                log.append(_log(k, gap, time_limit, new))
-            if u.feasible and u.funded <= allowed:
+            if not tight(u, gap):
+                new = _one(tighter(tasks[k], u, gap, time_limit), ctx)
+                u = outs[k] = merge(u, new)
+                log.append(refine_log(k, gap, time_limit, new))
+            if u.has_plan and u.funded <= allowed:
                 n, exact[k] = u, True
-            elif not _tight(n, gap):
-                new = solve_point(dataclasses.replace(ntask, scenario=ntask.scenario.with_solver(
-                    mip_gap=gap, time_limit=time_limit), start=n.decisions() if n.feasible else None))
+            elif not tight(n, gap):
+                new = _one(tighter(ntask, n, gap, time_limit), ctx)
                 n = merge(n, new)
-                log.append(_log(f"{k} nested", gap, time_limit, new))
-        npts[k] = n
-        if n.feasible:
-            if not n.funded <= allowed:  # pragma: no cover - guarded by the exclusion and the audit
+                log.append(refine_log(f"{k} nested", gap, time_limit, new))
+        nouts[k] = n
+        if n.has_plan:
+            if not n.funded <= allowed:  # pragma: no cover - guarded by ForceOut and the audit
                 raise AssertionError(f"nested plan at {k} is not inside the level above")
-            allowed = frozenset(n.starts)
-    return npts, exact, unrestricted
-
-
-def _log(label: str, gap: float, time_limit: float, p: Point) -> dict[str, object]:
-    return {"label": label, "mip_gap": gap, "time_limit": time_limit, "status": p.status,
-            "objective": p.objective if p.feasible else None, "bound": p.bound if p.feasible else None,
-            "gap": p.gap if p.feasible else None, "seconds": p.solve_seconds}
+            allowed = frozenset(n.funded)
+    return nouts, exact, unrestricted
 
 
 # --------------------------------------------------------------------------------------------
 # tables
 
 
-def _fair_shares(sc: Scenario, lv: Level, p: Point) -> dict[str, float]:
+def _fair_shares(sc: Scenario, lv: Level, p: Outcome) -> dict[str, float]:
     """Each system's fair share (£m) at a level, on the policy's basis."""
     systems = sc.instance.systems
     wp = systems["weighted_population"].astype(float)
     sigma = dict(zip(systems["system_id"].astype(str), wp / wp.sum()))
-    base = lv.total if sc.policy.fair_share.basis == "envelope" else sum(p.allocation.values())
+    base = lv.total if sc.policy.fair_share.basis == "envelope" else sum(plan_allocation(p).values())
     return {s: base * w for s, w in sigma.items()}
+
+
+def _starts(o: Outcome) -> dict[str, int]:
+    return dict(o.decisions.starts) if o.has_plan and o.decisions is not None else {}
 
 
 def _ranks(keys: list[int], none_from: int) -> list[int | None]:
@@ -327,7 +336,7 @@ def _first(labels: list[str], flags: list[bool]) -> str | None:
     return None
 
 
-def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: dict[str, Point],
+def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Outcome], npoints: dict[str, Outcome],
             exact: dict[str, bool], unrestricted: set[str], psys: dict[str, str]) -> dict[str, pd.DataFrame]:
     labels = [lv.label for lv in lvls]
     top_total = lvls[0].total if lvls else 0.0
@@ -340,11 +349,11 @@ def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: 
         p = points[lv.label]
         row: dict[str, object] = {
             "level": lv.value, "label": lv.label, "kind": lv.kind, "envelope": lv.total,
-            "cut": top_total - lv.total, "status": p.status, "objective": p.objective, "bound": p.bound,
-            "gap": p.gap, "funded": len(p.starts) if p.feasible else None,
-            "spend": sum(p.spend.values()) if p.feasible else math.nan,
+            "cut": top_total - lv.total, "status": p.status.value, "objective": p.objective, "bound": bound_of(p),
+            "gap": gap_of(p), "funded": len(p.funded) if p.has_plan else None,
+            "spend": sum(spend(p).values()) if p.has_plan else math.nan,
         }
-        row["unspent"] = lv.total - row["spend"] if p.feasible else math.nan  # type: ignore[operator]
+        row["unspent"] = lv.total - row["spend"] if p.has_plan else math.nan  # type: ignore[operator]
         if i:
             b = compare(points[labels[i - 1]], p)
             row.update({"loss_vs_above": b.value, "loss_low": b.low, "loss_high": b.high, "loss_verdict": b.verdict})
@@ -353,15 +362,16 @@ def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: 
         if npoints:
             n = npoints[lv.label]
             # a level nothing above restricts is its own nested plan: the cost is 0 by construction
-            c = Band(0.0, 0.0, 0.0, "zero") if lv.label in unrestricted else compare(p, n, nonnegative=True)
-            row.update({"nested_status": n.status, "nested_objective": n.objective, "nested_bound": n.bound,
-                        "nested_gap": n.gap, "nested_funded": len(n.starts) if n.feasible else None,
+            c = ZERO if lv.label in unrestricted else compare(p, n, nonnegative=True)
+            row.update({"nested_status": n.status.value, "nested_objective": n.objective,
+                        "nested_bound": bound_of(n), "nested_gap": gap_of(n),
+                        "nested_funded": len(n.funded) if n.has_plan else None,
                         "nested_is_optimal_plan": bool(exact.get(lv.label)),
                         "nesting_cost": c.value, "nesting_cost_low": c.low, "nesting_cost_high": c.high,
                         "nesting_verdict": c.verdict})
         for y in years:
             for pot in POTS:
-                row[f"spend_{pot}_{y}"] = p.spend.get(f"{pot} {y}", math.nan) if p.feasible else math.nan
+                row[f"spend_{pot}_{y}"] = spend(p).get(f"{pot} {y}", math.nan) if p.has_plan else math.nan
         rows.append(row)
     levels = pd.DataFrame(rows)
 
@@ -371,14 +381,14 @@ def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: 
     for plan, pts in plans:
         for lv in lvls:
             p = pts[lv.label]
-            if not p.feasible:
+            if not p.has_plan or p.decisions is None:
                 continue
-            for pid, s in sorted(p.starts.items()):
+            for pid, s in sorted(p.decisions.starts.items()):
                 frows.append({"label": lv.label, "level": lv.value, "plan": plan, "project_id": pid,
                               "system_id": psys.get(pid, ""), "start": s})
             share = _fair_shares(sc, lv, p)
             for s_id in sorted(share):
-                a = float(p.allocation.get(s_id, 0.0))
+                a = float(plan_allocation(p).get(s_id, 0.0))
                 ratio = a / share[s_id] if share[s_id] > 0 else math.nan
                 arows.append({"label": lv.label, "level": lv.value, "plan": plan, "system_id": s_id,
                               "allocation": a, "fair_share": share[s_id], "ratio": ratio,
@@ -388,26 +398,26 @@ def _tables(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: 
     allocation = pd.DataFrame(arows, columns=["label", "level", "plan", "system_id", "allocation", "fair_share",
                                               "ratio", "below_floor", "unfunded"])
 
-    feas = [lv.label for lv in lvls if points[lv.label].feasible]
+    feas = [lv.label for lv in lvls if points[lv.label].has_plan]
     projects, flips = _project_tables(sc, feas, points, npoints, psys)
     systems = _system_tables(sc, feas, allocation, npoints)
     return {"levels": levels, "projects": projects, "systems": systems, "flips": flips, "funded": funded,
             "allocation": allocation}
 
 
-def _project_tables(sc: Scenario, feas: list[str], points: dict[str, Point], npoints: dict[str, Point],
+def _project_tables(sc: Scenario, feas: list[str], points: dict[str, Outcome], npoints: dict[str, Outcome],
                     psys: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     pr = sc.instance.projects
     weights = need_weight_of(sc)
     info = {str(r.project_id): r for r in pr.itertuples(index=False)}
     top = points[feas[0]] if feas else None
-    nfeas = [k for k in feas if npoints and npoints[k].feasible]
+    nfeas = [k for k in feas if npoints and npoints[k].has_plan]
     rows, flips = [], []
     for pid in sorted(info):
         r = info[pid]
-        f = [pid in points[k].starts for k in feas]
-        starts = [points[k].starts.get(pid) for k in feas]
-        top_start = top.starts.get(pid) if top is not None else None
+        f = [pid in points[k].funded for k in feas]
+        starts = [_starts(points[k]).get(pid) for k in feas]
+        top_start = _starts(top).get(pid) if top is not None else None
         value = (option_value(sc, weights[pid], float(r.benefit), int(top_start), int(r.duration_years))
                  if top_start is not None else math.nan)
         lowest = None
@@ -436,7 +446,7 @@ def _project_tables(sc: Scenario, feas: list[str], points: dict[str, Point], npo
             "reentries": reentries, "start_changes": moved,
         }
         if npoints:
-            nf = [pid in npoints[k].starts for k in nfeas]
+            nf = [pid in npoints[k].funded for k in nfeas]
             row["nested_drops_out_at"] = _first(nfeas, [not x for x in nf]) if nf and nf[0] else None
             row["nested_lowest_funded"] = next((k for k, on in zip(reversed(nfeas), reversed(nf)) if on), None)
         rows.append(row)
@@ -455,7 +465,8 @@ def _project_tables(sc: Scenario, feas: list[str], points: dict[str, Point], npo
     return projects.reset_index(drop=True), pd.DataFrame(flips, columns=flip_cols)
 
 
-def _system_tables(sc: Scenario, feas: list[str], allocation: pd.DataFrame, npoints: dict[str, Point]) -> pd.DataFrame:
+def _system_tables(sc: Scenario, feas: list[str], allocation: pd.DataFrame,
+                   npoints: dict[str, Outcome]) -> pd.DataFrame:
     systems = sc.instance.systems
     names = dict(zip(systems["system_id"].astype(str), systems["name"]))
     wp = systems["weighted_population"].astype(float)
@@ -489,84 +500,3 @@ def _system_tables(sc: Scenario, feas: list[str], allocation: pd.DataFrame, npoi
     out.insert(0, "misses_out_rank", pd.array(_ranks(list(out["_o"]), len(order)), dtype="Int64"))
     out = out.drop(columns="_o")
     return out.reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------
-# text
-
-
-def _names(ids: list[str], limit: int = 6) -> str:
-    more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
-    return ", ".join(ids[:limit]) + more
-
-
-def _text(sc: Scenario, lvls: list[Level], points: dict[str, Point], npoints: dict[str, Point],
-          t: dict[str, pd.DataFrame], year: int | None, pot: str | None, nested: bool) -> str:
-    scope = "the envelope" if year is None and pot is None else \
-        f"{pot or 'both pots'}{'' if year is None else ' ' + fy(year)}"
-    first, last = lvls[0], lvls[-1]
-    lines = [f"Cut ladder — scenario {sc.name} ({sc.policy.name}): {len(lvls)} levels of {scope}, "
-             f"{first.label} → {last.label} (£{first.total:,.1f}m → £{last.total:,.1f}m in all)", ""]
-    lv = t["levels"]
-    lines.append(f"  {'level':>8} {'envelope £m':>12} {'objective':>11} {'gap':>8} {'funded':>7}  lost vs level above")
-    for r in lv.itertuples():
-        if r.status in ("infeasible", "no_solution"):
-            lines.append(f"  {r.label:>8} {r.envelope:>12,.1f} {'no plan':>11} ({r.status})")
-            continue
-        lost = "" if not r.loss_verdict else fmt_band(Band(r.loss_vs_above, r.loss_low, r.loss_high, r.loss_verdict), 1)
-        lines.append(f"  {r.label:>8} {r.envelope:>12,.1f} {r.objective:>11,.1f} {100 * r.gap:>7.3f}% "
-                     f"{int(r.funded):>7}  {lost}")
-    pj = t["projects"]
-    drop = pj[pj["misses_out_rank"].notna()]
-    lines += ["", f"Who misses out first — projects funded at {first.label} and not at a lower level "
-                  f"({len(drop)} of {int(pj['funded_at_top'].sum())}):"]
-    shown = 0
-    for k in [lv_.label for lv_ in lvls]:
-        ids = list(drop.loc[drop["drops_out_at"] == k, "project_id"])
-        if ids and shown < 5:
-            lines.append(f"  at {k}: {len(ids)} drop out — {_names(ids)}")
-            shown += 1
-    if not len(drop):
-        lines.append("  none: every project funded at the top stays funded down the ladder")
-    sy = t["systems"]
-    miss = sy[sy["misses_out_rank"].notna()] if len(sy) else sy
-    floor = sc.policy.fair_share.floor
-    lines += ["", f"Systems, in the order they miss out (below {floor:.0%} of fair share, or no funding):"]
-    for r in miss.head(8).itertuples():
-        what = []
-        if isinstance(r.below_floor_at, str):
-            what.append(f"below floor at {r.below_floor_at}")
-        if isinstance(r.unfunded_at, str):
-            what.append(f"no funding at {r.unfunded_at}")
-        lines.append(f"  {int(r.misses_out_rank):>2}. {r.system_id} {r.name}: {'; '.join(what)} "
-                     f"(ratio {r.ratio_at_first_miss:.2f} there)")
-    if len(miss) > 8:
-        lines.append(f"  ... {len(miss) - 8} more (systems.csv)")
-    if not len(miss):
-        lines.append("  none")
-    fl = t["flips"]
-    lines.append("")
-    if len(fl):
-        back = fl[fl["kind"] == "leaves and re-enters"]
-        enter = fl[fl["kind"] == "enters as money falls"]
-        lines.append(f"Not nested: {back['project_id'].nunique()} project(s) leave and re-enter, "
-                     f"{enter['project_id'].nunique()} enter only as money falls (flips.csv):")
-        for r in fl.head(6).itertuples():
-            above = f"funded at {r.funded_above}, " if isinstance(r.funded_above, str) else ""
-            span = r.out_from if r.out_from == r.out_to else f"{r.out_from}..{r.out_to}"
-            lines.append(f"  {r.project_id} ({r.system_id}): {above}out at {span}, back at {r.enters_at}")
-        if len(fl) > 6:
-            lines.append(f"  ... {len(fl) - 6} more")
-    else:
-        lines.append("Plans are nested: no project leaves and re-enters as money falls.")
-    if nested:
-        lines += ["", "Nested ladder (one priority order): cost in objective against the optimal plan "
-                      "[band]; '=' plan already nested:"]
-        for r in lv.itertuples():
-            if r.nested_status in ("infeasible", "no_solution"):
-                lines.append(f"  {r.label:>8}: no nested plan ({r.nested_status})")
-                continue
-            mark = "=" if r.nested_is_optimal_plan else " "
-            band = fmt_band(Band(r.nesting_cost, r.nesting_cost_low, r.nesting_cost_high, r.nesting_verdict), 1)
-            lines.append(f"  {r.label:>8}{mark} {band} ({r.nesting_verdict})")
-    return "\n".join(lines)

@@ -10,16 +10,18 @@ coming in. (Density is a heuristic for *which* projects to examine; the threshol
 come from re-solves.)
 
 **What a probe decides.** Scaling project p's benefit or cost profile by a factor f only changes
-plans that fund p. So the best plan *without* p, ``z_out`` (p given no start window), is one
-solve per project whatever f is, and the question "is p funded at f?" is the sign of
+plans that fund p. So the best plan *without* p, ``z_out``, is one
+solve per project whatever f is (p forced out with ``variants.ForceOut``; in: ``ForceIn`` after
+``ScaleBenefit``/``ScaleCost``), and the question "is p funded at f?" is the sign of
 
     Δ(f) = z_in(f) − z_out,        z_in(f) = best plan funding p (p made mandatory) at f.
 
-p is funded when Δ > 0 (every optimal plan funds it); a tie (|Δ| within 1e-6 relative) counts as
-not funded. Both sides are MIP solves, so Δ is only known within the band their gaps allow,
-``[z_in − bound_out, bound_in − z_out]`` (``common.difference``). A probe whose band contains 0
-is re-solved tighter in stages — gap 0.01% (``tighten_gaps``), then proven optimality (gap 0),
-each within ``proof_time_limit`` — first the out side (once per stage per project), then the in
+p is funded when Δ > 0 (every optimal plan funds it); a tie (|Δ| within the engine's tolerance,
+2·10⁻⁶ relative) counts as not funded. Both sides are MIP solves, so Δ is only known within the
+band their gaps allow, ``[z_in − bound_out, bound_in − z_out]`` (the engine's ``compare``). A
+probe whose band contains 0 is re-solved tighter by the engine's ``refine``, in stages — gap
+0.01% (``tighten_gaps``), then proven optimality (gap 0), each within ``proof_time_limit`` — the
+out side first (its plan and bound then serve every later probe of the project), then the in
 side. A stage whose re-solve stops at its time limit is not tried again for that project (it is
 harder still at later probes; on England gap 0 is never reached in 60 s, and each attempt cost a
 minute). If the band still contains 0 the probe is *undecided* and the search works around it:
@@ -46,14 +48,14 @@ monotone in the benefit factor; in the cost factor it is too unless a rule rewar
 necessarily the first. Costs are scaled row by row, capital and revenue × f rounded to £k (3
 decimals) as the tables require; run costs (after go-live) are not scaled.
 
-Each project's whole search is one task for ``executor.run_all`` (independent, picklable), so
-``workers`` processes search different projects at once; results are identical for any number
-of workers (timings apart, and apart from solves that stop at their time limit).
+Each project's whole search is one job on the analysis's ``Context`` (independent, picklable), so
+``workers`` processes search different projects at once; every solve in it is an engine ``Task``
+run by ``solve_many`` (Ctrl-C stops the whole analysis; infeasible is a status, never explained).
+Results are identical for any number of workers (timings apart, and apart from solves that stop
+at their time limit).
 """
-
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -63,24 +65,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solver.analyses.engine import Analysis, Point, difference, point
-from solver.analyses.value import merge
+from solver.analyses.engine import (
+    PROOF_RTOL,
+    Analysis,
+    Band,
+    Context,
+    Task,
+    analysis_context,
+    base_outcome,
+    bound_of,
+    compare,
+    gap_of,
+    header,
+    jsonable,
+    proven,
+    raise_failures,
+    refine,
+    solve_many,
+    solve_record,
+    tight,
+)
+from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
+from solver.data.variants import ForceIn, ForceOut, ScaleBenefit, ScaleCost
 from solver.present.report import best_values
-from solver.run.executor import run_all
+from solver.run.context import Failed
 from solver.solve.accounts import need_weight_of, option_value
-from solver.solve.checks import fy
 from solver.solve.decisions import Decisions
+from solver.solve.outcome import Outcome
 
 BENEFIT, COST = "benefit", "cost"
 DECREASE, INCREASE = "decrease", "increase"
 #: Default search brackets for the factor: decreases in [0, 1], increases in [1, 16].
 DECREASE_BRACKET = (0.0, 1.0)
 INCREASE_BRACKET = (1.0, 16.0)
-#: Objective differences within this relative amount are ties (the audit's objective tolerance).
-TIE_RTOL = 1e-6
-#: A solve counts as proved optimal when its relative gap is at most this.
-PROVEN_GAP = 1e-6
+#: Objective differences within this relative amount are ties: the engine's tolerance (``compare``).
+TIE_RTOL = 2 * PROOF_RTOL
 DEFAULT_TIGHTEN_GAPS: tuple[float, ...] = (1e-4,)
 """Re-solve stage before the proof: 0.01% is reached in ~6 s on England and narrows a band ten-fold."""
 
@@ -98,65 +118,6 @@ MARGIN_COLUMNS = [
     "project_id", "name", "system_id", "status", "baseline_start", "value", "national_draw", "value_density",
     "margin_rank", "screen", "selected",
 ]
-
-
-# --------------------------------------------------------------------------- scenario edits
-
-def _edit_instance(scenario: Scenario, **tables: pd.DataFrame) -> Scenario:
-    return dataclasses.replace(scenario, instance=dataclasses.replace(scenario.instance, **tables))
-
-
-def scale_benefit(scenario: Scenario, project_id: str, factor: float) -> Scenario:
-    """A copy with ``project_id``'s benefit points multiplied by ``factor``."""
-    pr = scenario.instance.projects.copy()
-    sel = pr["project_id"] == project_id
-    pr.loc[sel, "benefit"] = pr.loc[sel, "benefit"].astype(float) * factor
-    return _edit_instance(scenario, projects=pr)
-
-
-def scale_cost(scenario: Scenario, project_id: str, factor: float) -> Scenario:
-    """A copy with ``project_id``'s cost profile (capital and revenue, every year) multiplied by
-    ``factor`` and rounded to £k (3 decimals), so the tables stay valid money."""
-    co = scenario.instance.costs.copy()
-    sel = co["project_id"] == project_id
-    for col in ("capital", "revenue"):
-        co.loc[sel, col] = np.round(co.loc[sel, col].astype(float).to_numpy() * factor, 3)
-    return _edit_instance(scenario, costs=co)
-
-
-def edit(scenario: Scenario, project_id: str, measure: str, factor: float) -> Scenario:
-    """The scenario with one project's ``measure`` ('benefit' or 'cost') scaled by ``factor``
-    (the scenario itself for factor 1)."""
-    if factor == 1.0:
-        return scenario
-    if measure == BENEFIT:
-        return scale_benefit(scenario, project_id, factor)
-    if measure == COST:
-        return scale_cost(scenario, project_id, factor)
-    raise ValueError(f"unknown measure {measure!r}")
-
-
-def force_in(scenario: Scenario, project_id: str) -> Scenario:
-    """A copy in which ``project_id`` must be funded (made mandatory). When the policy has the
-    mandatory rule off, it is switched on for this project alone."""
-    pr = scenario.instance.projects.copy()
-    sc = scenario
-    if not scenario.policy.mandatory.enabled:
-        pr["mandatory"] = False
-        sc = scenario.with_overrides({"mandatory": {"enabled": True}})
-    pr.loc[pr["project_id"] == project_id, "mandatory"] = True
-    return _edit_instance(sc, projects=pr)
-
-
-def force_out(scenario: Scenario, project_id: str) -> Scenario:
-    """A copy in which ``project_id`` cannot be funded: its start window is made empty
-    (latest start before earliest), so it has no option. Everything else follows from the model's
-    own rules: a project requiring it cannot start, a mandatory one makes the scenario infeasible."""
-    pr = scenario.instance.projects.copy()
-    sel = pr["project_id"] == project_id
-    pr.loc[sel, "latest_start"] = pr.loc[sel, "earliest_start"] - 1
-    return _edit_instance(scenario, projects=pr)
-
 
 # --------------------------------------------------------------------------- ranking
 
@@ -291,31 +252,26 @@ def search(flipped_at: Callable[[float], bool | None], *, near: float = 1.0, far
         probe(midpoint(*todo[0]))
         n += 1
 
+# --------------------------------------------------------------------------- one project's search
 
-# --------------------------------------------------------------------------- one project's task
+@dataclass(frozen=True)
+class _Job:
+    """One project's whole search (picklable: one job on the analysis's context)."""
 
-@dataclass
-class _Task:
     scenario: Scenario
     project: str
     baseline: Decisions
-    solver: dict[str, Any]
-    proof: dict[str, Any]
     tolerance: float
     max_probes: int
     max_undecided: int
     decrease: tuple[float, float]
     increase: tuple[float, float]
-    tighten: tuple[float, ...] = ()      # gaps tried before the proof (gap 0) on an undecided probe
-
-    def stages(self) -> list[float]:
-        """Gaps of the re-solve stages for a probe in band, loosest first, ending with proof (0)."""
-        own = float(self.solver.get("mip_gap", self.scenario.solver.mip_gap))
-        return sorted({g for g in self.tighten if 0 < g < own}, reverse=True) + [0.0]
+    stages: tuple[float, ...]            # gaps of the re-solve stages for a probe in band, ending with 0
+    proof_time_limit: float
 
 
 @dataclass
-class _TaskResult:
+class _Result:
     project: str
     status: str                  # funded | unfunded | undecided | required
     searches: dict[str, Search]
@@ -325,87 +281,99 @@ class _TaskResult:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def _proven(pt: Point) -> bool:
-    """Proved: infeasible, or optimal with (practically) no gap."""
-    if not pt.feasible:
-        return pt.status == "InfeasibleError"
-    return pt.status == "optimal" and pt.gap <= PROVEN_GAP
+def _scaled(measure: str, project: str, factor: float) -> ScaleBenefit | ScaleCost:
+    """The variant operation scaling ``project``'s ``measure`` by ``factor``."""
+    if measure == BENEFIT:
+        return ScaleBenefit(project, factor)
+    if measure == COST:
+        return ScaleCost(project, factor)
+    raise ValueError(f"unknown measure {measure!r}")
 
 
-def _merge(old: Point, new: Point) -> Point:
-    """A re-solve combined with the solve it tightens (better plan, tighter bound); a re-solve of
-    a problem that had no plan replaces it (it may prove infeasibility)."""
-    return merge(old, new) if old.feasible else new
+_STATUS_LABEL = {SolutionStatus.INFEASIBLE.value: "InfeasibleError",
+                 SolutionStatus.NO_SOLUTION.value: "NoSolutionError"}
+"""How the probes table has always named a solve without a plan."""
 
 
-def _tight(pt: Point, gap: float) -> bool:
-    """Solved at least as tightly as ``gap`` (proven counts as gap 0)."""
-    return _proven(pt) or (pt.feasible and pt.gap <= gap + 1e-12)
+def _status(status: str) -> str:
+    return _STATUS_LABEL.get(status, status)
 
 
-def _decide(pin: Point, out: Point) -> tuple[bool | None, Any]:
-    """Is the project funded (in every optimal plan)? True / False (including ties) / None
-    (undecided within the gap band); with the difference, when there is one."""
-    if not pin.feasible:
-        return (False, None) if pin.status == "InfeasibleError" else (None, None)
-    if not out.feasible:
-        return (True, None) if out.status == "InfeasibleError" else (None, None)
-    d = difference(pin, out)
-    eps = TIE_RTOL * max(1.0, abs(out.objective))
-    if d.low > eps:
-        return True, d
-    if d.high <= eps:
-        return False, d
-    if _proven(pin) and _proven(out):
-        return d.value > eps, d
-    return None, d
+def _decide(pin: Outcome, out: Outcome) -> tuple[bool | None, Band | None]:
+    """Is the project funded (in every optimal plan)? True / False (ties and below) / None
+    (undecided within the gap band); with the band of the difference, when there is one."""
+    if not pin.has_plan:
+        return (False, None) if pin.status == SolutionStatus.INFEASIBLE else (None, None)
+    if not out.has_plan:
+        return (True, None) if out.status == SolutionStatus.INFEASIBLE else (None, None)
+    band = compare(pin, out)
+    if band.verdict == "positive":
+        return True, band
+    if band.verdict in ("negative", "zero"):
+        return False, band
+    tol = TIE_RTOL * max(1.0, abs(pin.objective), abs(out.objective))
+    if band.high <= tol:                  # at most a tie: not funded
+        return False, band
+    if proven(pin) and proven(out):
+        return band.value > tol, band
+    return None, band
+
+
+def _mark(row: dict[str, Any], verdict: bool | None, band: Band | None, undecided: str) -> None:
+    """Write a verdict and the difference band it was read from into a probe row."""
+    if band is not None:
+        row.update(difference=band.value, difference_low=band.low, difference_high=band.high)
+    row["funded"] = {True: "yes", False: "no"}.get(verdict, undecided)  # type: ignore[arg-type]
 
 
 class _Prober:
-    """Decides, for one project, whether it is funded at a factor of one measure; keeps every solve."""
+    """Decides, for one project, whether it is funded at a factor of one measure; keeps every solve
+    as a probe row. Every solve is an engine ``Task`` run by ``solve_many`` on a quiet serial
+    context (the job itself already runs on the analysis's pool)."""
 
-    def __init__(self, task: _Task) -> None:
-        self.t = task
+    def __init__(self, job: _Job, ctx: Context) -> None:
+        self.j = job
+        self.ctx = ctx
         self.rows: list[dict[str, Any]] = []
         self.seconds = 0.0
-        self.out: Point | None = None
+        self.out: Outcome | None = None
+        self.out_task = Task(job.scenario, (ForceOut(frozenset({job.project})),), f"{job.project} out",
+                             start=job.baseline)
         self.plans: dict[tuple[str, float], Decisions] = {}
         self.cache: dict[tuple[str, float], bool | None] = {}
         self.infeasible: set[tuple[str, float]] = set()
-        self.out_tried: set[float] = set()
         self.stalled = -1.0                  # stages at gaps <= this stopped at their time limit
 
-    def _solve(self, sc: Scenario, side: str, measure: str, factor: float, start: Decisions | None,
-               gap: float | None) -> tuple[Point, dict[str, Any]]:
-        """One solve at the scenario's gap (``gap`` None) or at a re-solve stage's gap."""
-        opts = self.t.solver if gap is None else {**self.t.proof, "mip_gap": gap}
-        pt = point(sc, f"{self.t.project} {side} {measure} {factor:g}", start=start, **opts)
-        self.seconds += pt.solve_seconds
-        if gap is not None and pt.status in ("feasible", "no_solution"):   # stopped at its time limit
-            self.stalled = max(self.stalled, gap)
+    def _row(self, side: str, measure: str, factor: float, mip_gap: float, proof: bool, status: str,
+             objective: float | None, bound: float | None, gap: float | None) -> dict[str, Any]:
+        """Append one probe row (a solve) and return it."""
         row = {
-            "project_id": self.t.project, "seq": len(self.rows) + 1, "measure": measure if side == "in" else "",
-            "factor": factor if side == "in" else math.nan, "side": side,
-            "mip_gap": float(opts.get("mip_gap", self.t.scenario.solver.mip_gap)), "proof": gap == 0.0,
-            "feasible": pt.feasible, "status": pt.status, "objective": pt.objective, "bound": pt.bound,
-            "gap": pt.gap, "difference": math.nan, "difference_low": math.nan, "difference_high": math.nan,
-            "funded": "",
+            "project_id": self.j.project, "seq": len(self.rows) + 1, "measure": measure if side == "in" else "",
+            "factor": factor if side == "in" else math.nan, "side": side, "mip_gap": float(mip_gap),
+            "proof": proof,
+            "feasible": status in ("optimal", "feasible"), "status": _status(status),
+            "objective": math.nan if objective is None else objective,
+            "bound": math.nan if bound is None else bound, "gap": math.nan if gap is None else gap,
+            "difference": math.nan, "difference_low": math.nan, "difference_high": math.nan, "funded": "",
         }
         self.rows.append(row)
-        return pt, row
+        return row
 
-    def out_point(self, gap: float | None = None) -> Point:
-        """The best plan without the project: solved once, and re-solved at most once per stage
-        ``gap`` (its plan and bound then serve every later probe of the project)."""
+    def _solve(self, task: Task, side: str, measure: str, factor: float) -> tuple[Outcome, dict[str, Any]]:
+        """One solve at the scenario's own gap."""
+        out = solve_many([task], self.ctx, label=task.label)
+        raise_failures(out)
+        o = out[0]
+        self.seconds += o.solve_seconds
+        row = self._row(side, measure, factor, self.j.scenario.solver.mip_gap, False, o.status.value, o.objective,
+                        bound_of(o), gap_of(o))
+        return o, row
+
+    def out_point(self) -> Outcome:
+        """The best plan without the project: solved once (re-solved tighter by ``funded`` when a
+        probe needs it; its plan and bound then serve every later probe of the project)."""
         if self.out is None:
-            sc = force_out(self.t.scenario, self.t.project)
-            self.out, _ = self._solve(sc, "out", "", math.nan, self.t.baseline, None)
-        elif gap is not None and gap not in self.out_tried and not _tight(self.out, gap):
-            self.out_tried.add(gap)
-            sc = force_out(self.t.scenario, self.t.project)
-            start = self.out.decisions() if self.out.feasible else self.t.baseline
-            new, _ = self._solve(sc, "out", "", math.nan, start, gap)
-            self.out = _merge(self.out, new)
+            self.out, _ = self._solve(self.out_task, "out", "", math.nan)
         return self.out
 
     def _warm(self, measure: str, factor: float) -> Decisions:
@@ -413,7 +381,7 @@ class _Prober:
         known = [(abs(math.log(f) - math.log(factor)) if f > 0 and factor > 0 else abs(f - factor), f, m)
                  for (m, f) in self.plans if m == measure or f == 1.0]
         if not known:
-            return self.t.baseline
+            return self.j.baseline
         _, f, m = min(known)
         return self.plans[(m, f)]
 
@@ -422,38 +390,44 @@ class _Prober:
         ckey = ("*", 1.0) if factor == 1.0 else (measure, factor)
         if ckey in self.cache:
             return self.cache[ckey]
-        sc = force_in(edit(self.t.scenario, self.t.project, measure, factor), self.t.project)
+        p = self.j.project
+        task = Task(self.j.scenario, (_scaled(measure, p, factor), ForceIn(p)), f"{p} in {measure} {factor:g}",
+                    start=self._warm(measure, factor))
         out = self.out_point()
-        pin, row = self._solve(sc, "in", measure, factor, self._warm(measure, factor), None)
-        verdict, d = _decide(pin, out)
-        _mark(row, verdict, d, "in band: re-solved")
-        for gap in self.t.stages():
+        pin, row = self._solve(task, "in", measure, factor)
+        verdict, band = _decide(pin, out)
+        _mark(row, verdict, band, "in band: re-solved")
+        for gap in self.j.stages:
             if verdict is not None or gap <= self.stalled:
                 break
-            if not _tight(out, gap):
-                out = self.out_point(gap)
-                verdict, d = _decide(pin, out)
-                _mark(row, verdict, d, "in band: re-solved")
-            if verdict is None and not _tight(pin, gap) and gap > self.stalled:
-                start = pin.decisions() if pin.feasible else None
-                new, row = self._solve(sc, "in", measure, factor, start, gap)
-                pin = _merge(pin, new)
-                verdict, d = _decide(pin, out)
-                _mark(row, verdict, d, "in band: re-solved")
-        _mark(row, verdict, d, "undecided")
-        if pin.feasible:
-            self.plans[(measure, factor)] = pin.decisions()
-        elif pin.status == "InfeasibleError":
+            # the engine's refine re-solves in key order: "out" (shared by every probe) before "probe"
+            outcomes = {"out": out, "probe": pin}
+            need = [key for key, o in outcomes.items() if not tight(o, gap)]
+            log: list[dict[str, Any]] = []
+            refine(outcomes, {"out": self.out_task, "probe": task}, [("probe", "out", False)], gaps=[gap],
+                   time_limit=self.j.proof_time_limit, context=self.ctx, log=log, label=f"{p} re-solving")
+            if any(not tight(outcomes[key], gap) for key in need):
+                self.stalled = max(self.stalled, gap)   # a re-solve stopped at its time limit
+            out = self.out = outcomes["out"]
+            pin = outcomes["probe"]
+            for rec in log:
+                if rec["status"] == "skipped":
+                    continue
+                self.seconds += float(rec["seconds"])  # type: ignore[arg-type]
+                side = "in" if rec["label"] == "probe" else "out"
+                new = self._row(side, measure, factor, gap, gap == 0.0, str(rec["status"]),
+                                rec["objective"], rec["bound"], rec["gap"])  # type: ignore[arg-type]
+                if side == "in":
+                    row = new
+            verdict, band = _decide(pin, out)
+            _mark(row, verdict, band, "in band: re-solved")
+        _mark(row, verdict, band, "undecided")
+        if pin.has_plan and pin.decisions is not None:
+            self.plans[(measure, factor)] = pin.decisions
+        elif pin.status == SolutionStatus.INFEASIBLE:
             self.infeasible.add((measure, factor))
         self.cache[ckey] = verdict
         return verdict
-
-
-def _mark(row: dict[str, Any], verdict: bool | None, d: Any, undecided: str) -> None:
-    """Write a verdict and the difference band it was read from into a probe row."""
-    if d is not None:
-        row.update(difference=d.value, difference_low=d.low, difference_high=d.high)
-    row["funded"] = {True: "yes", False: "no"}.get(verdict, undecided)  # type: ignore[arg-type]
 
 
 def _directions(funded: bool, dec: tuple[float, float], inc: tuple[float, float]
@@ -464,7 +438,7 @@ def _directions(funded: bool, dec: tuple[float, float], inc: tuple[float, float]
     return {BENEFIT: (INCREASE, inc[0], inc[1]), COST: (DECREASE, dec[1], dec[0])}
 
 
-def _benefit_certificates(task: _Task, row: dict[str, Any], plan: Decisions | None, out: Point
+def _benefit_certificates(job: _Job, row: dict[str, Any], plan: Decisions | None, out: Outcome
                           ) -> tuple[float, float]:
     """For a status left undecided at factor 1: the benefit factors beyond which the status is
     proved without another solve, since a plan's objective is linear in the project's benefit.
@@ -474,9 +448,9 @@ def _benefit_certificates(task: _Task, row: dict[str, Any], plan: Decisions | No
     starts, so Δ(f) ≤ high − (1 − f)·V_min. Returns (proved out at or below, proved in above);
     NaN where no such factor exists (e.g. no value to scale).
     """
-    sc, p = task.scenario, task.project
+    sc, p = job.scenario, job.project
     low, high = row["difference_low"], row["difference_high"]
-    if math.isnan(low) or math.isnan(high) or not out.feasible:
+    if math.isnan(low) or math.isnan(high) or not out.has_plan:
         return math.nan, math.nan
     eps = TIE_RTOL * max(1.0, abs(out.objective))
     pr = sc.instance.projects.set_index("project_id")
@@ -492,13 +466,17 @@ def _benefit_certificates(task: _Task, row: dict[str, Any], plan: Decisions | No
     return (below if below >= 0 else math.nan), above
 
 
-def _run_project(task: _Task) -> _TaskResult:
+def _run_project(job: _Job) -> _Result:
     """One project's whole analysis: its status at factor 1, then both searches (module-level so a
     process pool can run it)."""
-    pr = _Prober(task)
+    with Context(1, progress=False) as ctx:
+        return _search_project(job, _Prober(job, ctx))
+
+
+def _search_project(task: _Job, pr: _Prober) -> _Result:
     out = pr.out_point()
-    if not out.feasible and out.status == "InfeasibleError":
-        return _TaskResult(task.project, "required", {}, pr.rows, pr.seconds)
+    if out.status == SolutionStatus.INFEASIBLE:
+        return _Result(task.project, "required", {}, pr.rows, pr.seconds)
     now = pr.funded(BENEFIT, 1.0)
     if now is None:
         last = [r for r in pr.rows if r["side"] == "in"][-1]
@@ -509,7 +487,7 @@ def _run_project(task: _Task) -> _TaskResult:
         if not (math.isnan(lo) and math.isnan(hi)):
             extra = (f"; benefit: proved out at ×{lo:.4g} or less, proved in above ×{hi:.4g} "
                      "(bounds read off these solves, no further re-solve)")
-        return _TaskResult(task.project, "undecided", {}, pr.rows, pr.seconds,
+        return _Result(task.project, "undecided", {}, pr.rows, pr.seconds,
                            {BENEFIT: note + extra, COST: note}, {BENEFIT: (lo, hi)})
     searches = {}
     for measure, (_direction, near, far) in _directions(now, task.decrease, task.increase).items():
@@ -525,7 +503,7 @@ def _run_project(task: _Task) -> _TaskResult:
             notes[measure] = f"no plan funding it is feasible at ×{far:g}"
         elif s.result == "none within bracket" and now and measure == BENEFIT:
             notes[measure] = "still funded with no benefit of its own (the rules or other projects need it)"
-    return _TaskResult(task.project, "funded" if now else "unfunded", searches, pr.rows, pr.seconds, notes)
+    return _Result(task.project, "funded" if now else "unfunded", searches, pr.rows, pr.seconds, notes)
 
 
 # --------------------------------------------------------------------------- the analysis
@@ -543,15 +521,12 @@ def _current(scenario: Scenario, project: str, measure: str, factor: float | Non
                  + np.round(co["revenue"].to_numpy(float) * factor, 3).sum())
 
 
-def _fmt_factor(f: float | None) -> str:
-    return "—" if f is None or (isinstance(f, float) and math.isnan(f)) else f"×{f:.4g}"
-
 
 def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, workers: int = 1,
                decrease: tuple[float, float] = DECREASE_BRACKET, increase: tuple[float, float] = INCREASE_BRACKET,
                proof_time_limit: float | None = None, max_probes: int = 40, max_undecided: int = 2,
                screen: bool = True, tighten_gaps: tuple[float, ...] = DEFAULT_TIGHTEN_GAPS,
-               **solver: Any) -> Analysis:
+               context: Context | None = None, **solver: Any) -> Analysis:
     """Borderline thresholds for the ``k`` funded projects closest to dropping out and the ``k``
     unfunded ones closest to coming in (see the module docstring for the method).
 
@@ -564,7 +539,8 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     left undecided after a proof attempt (each costs up to ``proof_time_limit``). With ``screen``, unfunded
     projects are taken in rank order only if some plan can fund them at the lowest cost factor
     (one quick feasibility solve each), so that projects no change of benefit or cost could bring
-    in (e.g. a platform the system may not adopt) do not take the K places.
+    in (e.g. a platform the system may not adopt) do not take the K places. Projects are searched
+    in parallel on ``context`` (or a local pool of ``workers`` processes).
 
     Tables: ``thresholds`` (one row per project and measure, ranked), ``probes`` (every re-solve,
     screening solves included) and ``margin`` (every eligible project's value density, screen
@@ -582,28 +558,23 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     t0 = time.perf_counter()
     solver = {key: v for key, v in solver.items() if v is not None}
     sc = scenario.with_solver(**solver)
-    solver_opts = {"backend": sc.solver.backend, "mip_gap": sc.solver.mip_gap, "time_limit": sc.solver.time_limit,
-                   "threads": sc.solver.threads, "seed": sc.solver.seed}
-    proof_opts = {**solver_opts, "mip_gap": 0.0,
-                  "time_limit": proof_time_limit if proof_time_limit is not None else sc.solver.time_limit}
-    base = point(sc, "baseline", **solver_opts)
-    if not base.feasible:  # no plan to threshold: fail as ``solve`` does (exit 3 with its causes, or 6)
-        from solver.api import solve
-        from solver.errors import InfeasibleError, NoSolutionError
-
-        if base.status == "InfeasibleError":
-            solve(sc, **solver_opts)  # raises InfeasibleError with the causes in the user's terms
-            raise InfeasibleError(f"scenario {sc.name}: no plan satisfies every rule")
-        raise NoSolutionError(f"scenario {sc.name}: the solver stopped without any plan for the baseline; "
-                              "raise the time limit (--time-limit)")
-    margin = margin_table(sc, base.starts)
-    screen_rows, screen_seconds = _select(sc, margin, k, base.decisions(), solver_opts, decrease[0], workers,
-                                          screen)
-    chosen = margin[margin["selected"]]
-    tasks = [_Task(sc, p, base.decisions(), solver_opts, proof_opts, tolerance, max_probes, max_undecided,
-                   decrease, increase, tuple(float(g) for g in tighten_gaps))
-             for p in chosen["project_id"]]
-    results = run_all(_run_project, tasks, workers=workers, label="thresholds")
+    proof_tl = float(proof_time_limit if proof_time_limit is not None else sc.solver.time_limit)
+    own = sc.solver.mip_gap
+    stages = tuple(sorted({float(g) for g in tighten_gaps if 0 < g < own}, reverse=True)) + (0.0,)
+    with analysis_context(context, workers) as ctx:
+        base = base_outcome(sc, ctx)   # no plan: fails as ``solve`` does (exit 3 with its causes, or 6)
+        assert base.decisions is not None
+        margin = margin_table(sc, base.decisions.starts)
+        screen_rows, screen_seconds = _select(sc, margin, k, base.decisions, decrease[0], ctx, screen)
+        chosen = margin[margin["selected"]]
+        jobs = [_Job(sc, p, base.decisions, tolerance, max_probes, max_undecided, decrease, increase, stages,
+                     proof_tl) for p in chosen["project_id"]]
+        done = ctx.map(_run_project, jobs, label="thresholds")
+        n_workers = ctx.workers
+    for r in done:
+        if isinstance(r, Failed):
+            raise r.error
+    results: list[_Result] = done  # type: ignore[assignment]
 
     info = chosen.set_index("project_id")
     rank = {p: i + 1 for _, part in chosen.groupby("status") for i, p in enumerate(part["project_id"])}
@@ -650,42 +621,41 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     table["_o"] = table["group"].map({"funded": 0, "unfunded": 1})
     table = table.sort_values(["_o", "rank", "measure"]).drop(columns="_o").reset_index(drop=True)
     probe_table = pd.DataFrame(probes, columns=PROBE_COLUMNS)
-    wall = time.perf_counter() - t0
 
-    params = {"k": k, "tolerance": tolerance, "decrease_bracket": list(decrease),
-              "increase_bracket": list(increase), "max_probes": max_probes, "max_undecided": max_undecided,
-              "screen": screen, "tighten_gaps": [float(g) for g in tighten_gaps]}
-    summary = _summary(sc, base, params, solver_opts, proof_opts, results, probe_table)
-    summary["timing"] = {"workers": workers, "wall_seconds": round(wall, 3),
-                         "baseline_solve_seconds": round(base.solve_seconds, 3),
-                         "screen_solve_seconds": round(screen_seconds, 3),
-                         "probe_solve_seconds": round(sum(r.solve_seconds for r in results), 3)}
-    text = _text(sc, base, k, tolerance, table, probe_table)
+    undecided = int((probe_table["funded"] == "undecided").sum()) if not probe_table.empty else 0
+    summary = header(sc, "thresholds", {
+        "k": k, "tolerance": tolerance, "decrease_bracket": list(decrease), "increase_bracket": list(increase),
+        "max_probes": max_probes, "max_undecided": max_undecided, "screen": screen,
+        "tighten_gaps": [float(g) for g in tighten_gaps], "proof_time_limit": proof_tl,
+        "tie_rtol": TIE_RTOL, "proof_rtol": PROOF_RTOL,
+        "ranking": "value density: option value / national draw (funded ascending, unfunded descending)",
+        "cost_scaling": "capital and revenue profile x factor, rounded to 3 decimals; run cost unchanged",
+    })
+    summary.update({
+        "base": {**solve_record(base, label="base"), "projects": len(sc.instance.projects)},
+        "projects": {r.project: r.status for r in results},
+        "resolves": {"total": int(len(probe_table)),
+                     "proof": int(probe_table["proof"].sum()) if not probe_table.empty else 0,
+                     "undecided_probes": undecided,
+                     "not_optimal": int((~probe_table["status"].isin(["optimal", "InfeasibleError"])).sum())
+                     if not probe_table.empty else 0},
+        "timing": {"workers": n_workers, "wall_seconds": round(time.perf_counter() - t0, 3),
+                   "baseline_solve_seconds": round(base.solve_seconds, 3),
+                   "screen_solve_seconds": round(screen_seconds, 3),
+                   "probe_solve_seconds": round(sum(r.solve_seconds for r in results), 3)},
+    })
     return Analysis(name="thresholds", tables={"thresholds": table, "probes": probe_table, "margin": margin},
-                    summary=summary, text=text)
+                    summary=jsonable(summary))  # type: ignore[arg-type]
 
 
-@dataclass
-class _Screen:
-    scenario: Scenario
-    project: str
-    factor: float
-    start: Decisions
-    solver: dict[str, Any]
-
-
-def _screen_project(task: _Screen) -> Point:
-    """Can any plan fund the project at cost × ``factor``? (first feasible plan is enough)"""
-    sc = force_in(edit(task.scenario, task.project, COST, task.factor), task.project)
-    return point(sc, f"{task.project} screen", start=task.start, **{**task.solver, "mip_gap": 1.0})
-
-
-def _select(sc: Scenario, margin: pd.DataFrame, k: int, start: Decisions, solver_opts: dict[str, Any],
-            low: float, workers: int, screen: bool) -> tuple[list[dict[str, Any]], float]:
+def _select(sc: Scenario, margin: pd.DataFrame, k: int, start: Decisions, low: float, ctx: Context,
+            screen: bool) -> tuple[list[dict[str, Any]], float]:
     """Mark the K funded projects closest to the margin and the K unfunded ones closest to entry
     (skipping those no plan can fund, when screening) in ``margin``; returns the screening solves
     as probe rows. Screening goes down the ranking in batches of the places still open (never
-    depending on ``workers``), so the selection is the same for any number of workers."""
+    depending on the number of workers), so the selection is the same for any number of workers.
+    A screening solve asks for the first plan found (gap 100%) with the project forced in at the
+    lowest cost factor."""
     funded = margin.index[margin["status"] == "funded"][:k]
     margin.loc[funded, "selected"] = True
     rows: list[dict[str, Any]] = []
@@ -698,108 +668,20 @@ def _select(sc: Scenario, margin: pd.DataFrame, k: int, start: Decisions, solver
             margin.loc[batch, "selected"] = True
             found += len(batch)
             continue
-        tasks = [_Screen(sc, str(margin.at[i, "project_id"]), low, start, solver_opts) for i in batch]
-        for i, task, pt in zip(batch, tasks, run_all(_screen_project, tasks, workers=workers, label="screening")):
-            blocked = not pt.feasible and pt.status == "InfeasibleError"
-            margin.at[i, "screen"] = "blocked" if blocked else ("feasible" if pt.feasible else "unknown")
+        ids = [str(margin.at[i, "project_id"]) for i in batch]
+        tasks = [Task(sc, (ScaleCost(p, low), ForceIn(p)), f"{p} screen", start=start, mip_gap=1.0) for p in ids]
+        outs = solve_many(tasks, ctx, label="screening")
+        raise_failures(outs)
+        for i, p, o in zip(batch, ids, outs):
+            blocked = o.status == SolutionStatus.INFEASIBLE
+            margin.at[i, "screen"] = "blocked" if blocked else ("feasible" if o.has_plan else "unknown")
             margin.at[i, "selected"] = not blocked
             found += not blocked
-            seconds += pt.solve_seconds
+            seconds += o.solve_seconds
             rows.append({
-                "project_id": task.project, "seq": 0, "measure": COST, "factor": low, "side": "screen",
-                "mip_gap": 1.0, "proof": False, "feasible": pt.feasible, "status": pt.status,
-                "objective": pt.objective, "bound": pt.bound, "gap": pt.gap, "difference": math.nan,
+                "project_id": p, "seq": 0, "measure": COST, "factor": low, "side": "screen",
+                "mip_gap": 1.0, "proof": False, "feasible": o.has_plan, "status": _status(o.status.value),
+                "objective": o.objective, "bound": bound_of(o), "gap": gap_of(o), "difference": math.nan,
                 "difference_low": math.nan, "difference_high": math.nan, "funded": "",
             })
     return rows, seconds
-
-
-def _summary(sc: Scenario, base: Point, params: dict[str, Any], solver_opts: dict[str, Any],
-             proof_opts: dict[str, Any], results: list[_TaskResult], probes: pd.DataFrame) -> dict[str, object]:
-    """Parameters and solver figures (JSON-able, no timings)."""
-    undecided = int((probes["funded"] == "undecided").sum()) if not probes.empty else 0
-    return {
-        "analysis": "thresholds",
-        "scenario": sc.name,
-        "scenario_path": sc.path,
-        "instance": sc.instance.name,
-        "model": sc.policy.name,
-        "parameters": {
-            **params, "tie_rtol": TIE_RTOL, "proven_gap": PROVEN_GAP,
-            "ranking": "value density: option value / national draw (funded ascending, unfunded descending)",
-            "cost_scaling": "capital and revenue profile x factor, rounded to 3 decimals; run cost unchanged",
-        },
-        "solver": {"probe": solver_opts, "proof": proof_opts},
-        "baseline": {"status": base.status, "objective": round(base.objective, 6), "bound": round(base.bound, 6),
-                     "gap": round(base.gap, 8), "funded_projects": len(base.starts)},
-        "projects": {r.project: r.status for r in results},
-        "resolves": {"total": int(len(probes)), "proof": int(probes["proof"].sum()) if not probes.empty else 0,
-                     "undecided_probes": undecided,
-                     "not_optimal": int((~probes["status"].isin(["optimal", "InfeasibleError"])).sum())
-                     if not probes.empty else 0},
-    }
-
-
-def _text(sc: Scenario, base: Point, k: int, tolerance: float, table: pd.DataFrame, probes: pd.DataFrame) -> str:
-    """A readable, ranked summary."""
-    n_screen = int((probes["side"] == "screen").sum()) if not probes.empty else 0
-    lines = [
-        f"Borderline thresholds — scenario {sc.name} (instance {sc.instance.name}, model {sc.policy.name})",
-        f"Baseline: objective {base.objective:,.1f} ({base.status}, gap {100 * base.gap:.3f}%), "
-        f"{len(base.starts)} of {len(sc.instance.projects)} projects funded",
-        f"k = {k}, factor tolerance {100 * tolerance:g}%; {len(probes) - n_screen} re-solves"
-        + (f" + {n_screen} screening solves" if n_screen else ""),
-    ]
-    for group, title in (("funded", "Funded, closest to dropping out (lowest value per £m first)"),
-                         ("unfunded", "Unfunded, closest to coming in (highest value per £m first)")):
-        part = table[table["group"] == group]
-        if part.empty:
-            continue
-        lines += ["", title + ":"]
-        for pid, rows in part.groupby("project_id", sort=False):
-            r0 = rows.iloc[0]
-            start = f", starts {fy(int(r0['baseline_start']))}" if not pd.isna(r0["baseline_start"]) else ""
-            density = "∞" if math.isinf(r0["value_density"]) else f"{r0['value_density']:,.2f}"
-            lines.append(f"{int(r0['rank']):>3}. {pid} {r0['name']} ({r0['system_id']}{start}): value "
-                         f"{r0['value']:,.1f} for £{r0['national_draw']:,.1f}m national ({density}/£m); "
-                         f"{int(r0['project_resolves'])} re-solves")
-            if r0["status"] in ("funded", "unfunded") and r0["status"] != group:
-                lines.append(f"       proved {r0['status']} at ×1 (the baseline plan was within its gap)")
-            if r0["status"] in ("required", "undecided"):
-                lines.append(f"       {r0['result']}" + (f": {r0['note']}" if r0["note"] else ""))
-                continue
-            for r in rows.itertuples():
-                lines.append("       " + _describe(r))
-    lines += ["", "Each status is the sign of (best plan with the project − best plan without it), decided only "
-                  "outside the band the two MIP gaps allow (re-solved at gap 0 when inside; ties count as not "
-                  "funded). The factor is the first probed one at which the change is proved; 'still' gives the "
-                  "last at which it is proved not to happen."]
-    return "\n".join(lines)
-
-
-def _describe(r: Any) -> str:
-    """One search as a sentence."""
-    money = r.unit == "£m"
-
-    def amount(v: float) -> str:
-        return f"£{v:,.3f}m" if money else f"{v:,.3g} {r.unit}"
-
-    funded = r.status == "funded"
-    what = "drops it" if funded else "brings it in"
-    still = "still funded" if funded else "still out"
-    if r.result == "none within bracket":
-        far = r.bracket_low if r.direction == DECREASE else r.bracket_high
-        text = f"{r.measure}: no {r.direction} to ×{far:g} {what}"
-        return text + (f" ({r.note})" if r.note else "")
-    if r.result == "undecided":
-        return (f"{r.measure}: {still} at {_fmt_factor(r.factor_same)}; beyond it the gaps cannot decide "
-                f"(undecided {_fmt_factor(r.undecided_low)}–{_fmt_factor(r.undecided_high)})")
-    if r.factor == 0:
-        text = f"{r.measure}: only a {r.measure} of 0 {what} ({still} at {_fmt_factor(r.factor_same)})"
-    else:
-        text = (f"{r.measure} {_fmt_factor(r.factor)} {what} ({amount(r.current)} → {amount(r.at_threshold)}, "
-                f"{100 * (r.factor - 1):+.1f}%; {still} at {_fmt_factor(r.factor_same)})")
-    if r.result == "threshold range":
-        text += (f"; undecided within the gaps from {_fmt_factor(r.undecided_low)} to "
-                 f"{_fmt_factor(r.undecided_high)}")
-    return text + f" [{r.resolves} re-solves]"
