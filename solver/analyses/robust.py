@@ -1,18 +1,8 @@
 r"""Robustness: how much of a plan survives uncertain costs, benefits and need weights.
 
-Each *sample* is a perturbed copy of the instance, drawn deterministically from
-``numpy.random.default_rng(seed).spawn(samples)`` (child ``i`` builds sample ``i``, so results do
-not depend on how many workers run them):
-
-- **costs** (``costs.csv`` capital and revenue, every profile year) × a lognormal overrun factor
-  per project, :math:`\exp(\sigma_{\mathrm{kind}} Z)`, median 1 and mean :math:`e^{\sigma^2/2} \ge 1`
-  (skewed towards overruns), σ from ``DEFAULT_COST_SIGMA`` by project kind; money is rounded back to
-  £k (3 decimals) so every table rule still holds. Run costs (``projects.csv``) are not sampled.
-- **benefits** × a uniform factor in ``benefit_range`` per project (rounded to 6 decimals);
-- **category weights** drawn uniformly from an interval per maturity category (Robust Portfolio
-  Modelling style: incomplete information about the weights given as intervals; default ±20% of
-  the policy's weights, ``DEFAULT_WEIGHT_SPREAD``). Intervals may overlap, so the order of the
-  categories can change between samples.
+Each *sample* is a perturbed copy of the instance — costs with lognormal overruns by project kind,
+benefits and category weights drawn from intervals — defined, with its defaults and seeding, in
+``solver.analyses.sampling``.
 
 Every sample is a ``Task`` (the scenario with one ``variants.Sample``) re-solved, warm-started
 from the nominal plan, with the engine's ``solve_many`` on the analysis's ``Context`` (sampling,
