@@ -18,6 +18,7 @@ output file as Markdown. This file is not a pytest module (pytest collects ``tes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -357,11 +358,11 @@ def measure_build(scenario: Scenario, label: str, copies: int, reps: int) -> Sca
 
 
 def stage_breakdown(scenario: Scenario, reps: int) -> dict[str, float]:
-    """Median seconds per stage of ``formulate`` (``prepare``, each ``define_*``, the CSR
-    ``ModelBuilder.build``, and ``total``), timed by wrapping the module's functions for the
-    duration of the measurement (``formulate`` looks them up at call time)."""
-    names = ["prepare"] + sorted(n for n in dir(formulation_module) if n.startswith("define_"))
-    originals: dict[str, Callable[..., Any]] = {n: getattr(formulation_module, n) for n in names}
+    """Median seconds per stage of ``formulate`` (``prepare``, each rule family's ``define`` as
+    ``define_<family>``, the CSR ``ModelBuilder.build``, and ``total``), timed by swapping in timed
+    copies of the registry's families for the duration of the measurement."""
+    original_prepare = formulation_module.prepare
+    original_families = formulation_module.FAMILIES
     original_build = ModelBuilder.build
     acc: dict[str, float] = {}
 
@@ -377,8 +378,10 @@ def stage_breakdown(scenario: Scenario, reps: int) -> dict[str, float]:
 
     samples: dict[str, list[float]] = {}
     try:
-        for n in names:
-            setattr(formulation_module, n, wrap(n, originals[n]))
+        formulation_module.prepare = wrap("prepare", original_prepare)
+        formulation_module.FAMILIES = tuple(
+            dataclasses.replace(f, define=wrap(f"define_{f.name}", f.define)) if f.define is not None else f
+            for f in original_families)
         ModelBuilder.build = wrap("ModelBuilder.build", original_build)  # type: ignore[method-assign]
         for _ in range(reps):
             acc.clear()
@@ -387,8 +390,8 @@ def stage_breakdown(scenario: Scenario, reps: int) -> dict[str, float]:
             for k, v in acc.items():
                 samples.setdefault(k, []).append(v)
     finally:
-        for n, fn in originals.items():
-            setattr(formulation_module, n, fn)
+        formulation_module.prepare = original_prepare
+        formulation_module.FAMILIES = original_families
         ModelBuilder.build = original_build  # type: ignore[method-assign]
     return {k: statistics.median(v) for k, v in samples.items()}
 

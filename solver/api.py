@@ -10,9 +10,12 @@ scenario wants: infeasibility explained, and the documented exceptions instead o
 
 from __future__ import annotations
 
+import dataclasses
+
+from solver.backends import DEFAULT_BACKEND, available_backends
 from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
-from solver.errors import InfeasibleError, NoSolutionError
+from solver.errors import BackendError, InfeasibleError, NoSolutionError
 from solver.solve.core import solve_scenario
 from solver.solve.decisions import Decisions
 from solver.solve.explain import explain
@@ -42,6 +45,8 @@ def solve(
     outcome = solve_scenario(scenario, start=start)
     if outcome.status == SolutionStatus.INFEASIBLE:
         why = explain(scenario)
+        if why.feasible:
+            return _recheck(scenario, outcome, start)
         raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())
     if not outcome.has_plan:
         if outcome.interrupted:
@@ -50,3 +55,26 @@ def solve(
                               f"{outcome.solve_seconds:.1f} s without finding any plan; "
                               "raise the time limit (--time-limit)")
     return outcome
+
+
+def _recheck(scenario: Scenario, outcome: Outcome, start: Decisions | None) -> Outcome:
+    """A backend's "infeasible" that the elastic model contradicts (nothing to relax): solve again with
+    the default backend (or another installed one) and return its plan, saying who said what.
+
+    CBC 2.10.3 has proved "infeasible" where funding nothing is a valid plan; a scenario the elastic
+    model finds feasible never exits 3."""
+    said = outcome.backend
+    others = [b for b in dict.fromkeys([DEFAULT_BACKEND, *available_backends()]) if b != said]
+    if not others:
+        raise BackendError(f"backend {said} reported scenario {scenario.name} infeasible, but the elastic model "
+                           "found nothing to relax, and no other backend is installed to re-check it; "
+                           f"install another backend (pip install highspy) and solve with it")
+    other = scenario.with_solver(backend=others[0])
+    again = solve_scenario(other, start=start)
+    if again.status == SolutionStatus.INFEASIBLE:
+        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule",
+                              [f"{said} and {others[0]} both report it infeasible, though the elastic "
+                               "model found nothing to relax (a solver tolerance at the edge of feasibility)"])
+    note = (f"{said} reported the scenario infeasible, but the elastic model found nothing to relax; "
+            f"re-solved with {others[0]}: {again.message}")
+    return dataclasses.replace(again, message=note)

@@ -3,13 +3,21 @@ unless ``--debug``.
 
 Exit codes: 0 success; 2 bad input; 3 infeasible; 4 solver backend missing or failed;
 5 plan audit failed (a bug: please report); 6 stopped without any plan (time limit);
-130 interrupted (Ctrl-C; ``solve`` still writes the best plan found so far); 1 unexpected error.
+130 interrupted (Ctrl-C; ``solve`` still writes the best plan found so far); 143 terminated
+(SIGTERM: the same orderly stop as Ctrl-C); 1 unexpected error.
+
+SIGTERM is turned into ``Terminated`` (a ``KeyboardInterrupt``) in the main thread, so every path
+that handles Ctrl-C — solver children asked to stop and keep their incumbent, process pools
+stopped, exchange files removed — handles it too; only the exit code differs. Further SIGTERMs
+during that stop are ignored (the stop is bounded; SIGKILL still works, and leaves no child).
 """
 
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from functools import wraps
@@ -20,6 +28,20 @@ import click
 
 from solver import __version__
 from solver.errors import EnvelopeError, InfeasibleError, InputError, NoSolutionError
+from solver.run.executor import Terminated
+
+#: Exit codes of an interrupted (Ctrl-C) and a terminated (SIGTERM) run.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+_terminated = False  # SIGTERM received during this invocation
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM: stop as Ctrl-C does (raise ``Terminated`` once; later ones are ignored)."""
+    global _terminated
+    if not _terminated:
+        _terminated = True
+        raise Terminated
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,9 +64,10 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(0)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            terminated = _terminated or isinstance(exc, Terminated)
+            click.echo("terminated" if terminated else "interrupted", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except Exception as exc:  # an unexpected bug: say so, briefly
             if debug:
                 traceback.print_exc()
@@ -54,7 +77,28 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Envelope(click.Group):
+    """The ``envelope`` group: SIGTERM is handled like Ctrl-C for the duration of a command."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line with the SIGTERM handler installed (and restored afterwards); an
+        interrupted run ended by SIGTERM exits 143 rather than 130."""
+        global _terminated
+        _terminated = False
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:
+            if _terminated and exc.code == EXIT_INTERRUPTED:
+                raise SystemExit(EXIT_TERMINATED) from None
+            raise
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@click.group(cls=_Envelope, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="envelope")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def main(debug: bool) -> None:
@@ -130,19 +174,20 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     from solver.api import solve as run_solve
     from solver.backends.result import Termination
     from solver.data.scenario import load_scenario
-    from solver.present.outputs import check_output_folder, write_folder
+    from solver.present.outputs import check_output_folder, input_paths, write_folder
     from solver.present.report import format_summary, summary, tables, timings
 
     check_solver_options(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     sc = load_scenario(scenario)
     target = output if output is not None else Path("out") / sc.name
-    check_output_folder(target)     # refuse a foreign folder before a long solve, not after
+    inputs = input_paths(sc)
+    check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) before a long solve
     outcome = run_solve(sc, backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     t = tables(outcome)
     files: dict[str, Any] = {f"{k}.csv": v for k, v in t.items()}
     files["summary.json"] = summary(outcome)
     files["timing.json"] = timings(outcome)
-    written = write_folder(target, files)
+    written = write_folder(target, files, inputs)
     click.echo(format_summary(outcome, t))
     click.echo(f"\nWrote {', '.join(files)} to {written}")
     if outcome.termination == Termination.INTERRUPTED:  # a script must tell this from a finished run
@@ -214,19 +259,20 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
 
     from solver.data.scenario import load_scenario
     from solver.present.analyses import render
-    from solver.present.outputs import check_output_folder, output_files, write_outputs
+    from solver.present.outputs import check_output_folder, input_paths, output_files, write_outputs
     from solver.run.context import Context
 
     check_solver_options(**solver)
     sc = load_scenario(scenario).with_solver(**solver)
     target = output if output is not None else Path("out") / f"{sc.name}-{command}"
-    check_output_folder(target)     # refuse a foreign folder before a long analysis, not after
+    inputs = input_paths(sc)
+    check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) first
     with Context(workers) as context:
         if "context" in inspect.signature(run).parameters:
             analysis = run(sc, context=context, **kwargs)
         else:  # an analysis not yet on the engine
             analysis = run(sc, workers=workers, **kwargs)
-    written = write_outputs(target, analysis)
+    written = write_outputs(target, analysis, inputs)
     click.echo(render(analysis))
     click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
 

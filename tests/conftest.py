@@ -27,3 +27,12 @@ def tiny_scenario(tmp_path: Path, overrides: str = "", model: str = "need-first"
 def backends() -> list[str]:
     """Backends installed here."""
     return available_backends()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_base_solves() -> None:
+    """Each test starts without base solves cached by an earlier one (a monkeypatched backend must
+    not receive another test's plan)."""
+    from solver.analyses.engine import clear_base_cache
+
+    clear_base_cache()

@@ -70,7 +70,7 @@ def test_infeasible_thresholds_probes_run_no_elastic_solve(monkeypatch: pytest.M
     tiny = load_scenario(TINY)
     a = thresholds(tiny, k=3, tolerance=0.05)
     probes = a.tables["probes"]
-    infeasible = probes[probes["status"] == "InfeasibleError"]
+    infeasible = probes[probes["status"] == "infeasible"]
     assert len(infeasible) >= 2
     assert set(a.tables["margin"].loc[a.tables["margin"]["screen"] == "blocked", "project_id"]) >= {
         "EPR-A1-META", "EPR-B1-EPIC"}

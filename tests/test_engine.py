@@ -127,3 +127,20 @@ def test_an_interrupted_solve_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(KeyboardInterrupt):
         solve_many(tasks, Context(progress=False))
     assert seen == ["0.5"]                            # nothing solved after the interrupted one
+
+
+def test_refinement_goes_on_to_proof_when_a_stage_is_already_met() -> None:
+    """Two solves tight at 1e-4 but not proven, whose band still contains 0: the 1e-4 stage has
+    nothing to re-solve, and the proof stage (gap 0) must still run and settle the comparison."""
+    import dataclasses
+
+    sc = tiny()
+    exact = solve_scenario(sc)
+    loose = dataclasses.replace(exact, bound=exact.objective * (1 + 5e-5), gap=5e-5)
+    outs = {"a": loose, "b": dataclasses.replace(loose, label="b")}
+    tasks = {"a": Task(sc, (), "a"), "b": Task(sc, (), "b")}
+    assert engine.compare(outs["a"], outs["b"]).verdict == "undetermined"
+    log: list[dict[str, object]] = []
+    engine.refine(outs, tasks, [("a", "b", False)], gaps=[1e-4, 0.0], time_limit=30, log=log)
+    assert engine.compare(outs["a"], outs["b"]).verdict == "zero"
+    assert {r["mip_gap"] for r in log} == {0.0}

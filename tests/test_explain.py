@@ -115,3 +115,60 @@ def test_explain_cli(tmp_path: Path) -> None:
     assert bad.exit_code == 3
     assert "revenue_headroom" in bad.output
     assert "short by £0.011m" in bad.output
+
+
+
+# --------------------------------------------------------------------------- a backend's false "infeasible"
+
+
+def _lying_backend(monkeypatch: pytest.MonkeyPatch, scenario_cols: int) -> str:
+    """Make cbc (or scip) say "infeasible" for the scenario's own model (the elastic model, which has
+    slack columns, is solved as usual); returns the backend's name."""
+    from solver.backends import available_backends, get_backend
+    from solver.backends.result import SolutionStatus, SolveResult, Termination
+
+    others = [b for b in available_backends() if b not in ("highs", "cpsat")]
+    if "highs" not in available_backends() or not others:
+        pytest.skip("needs highs and a second backend (cbc or scip)")
+    cls = type(get_backend(others[0]))
+    real = cls.solve
+
+    def says_infeasible(self, model, options, start=None):  # type: ignore[no-untyped-def]
+        if model.n_cols == scenario_cols:
+            return SolveResult(backend=self.name, termination=Termination.INFEASIBLE,
+                               status=SolutionStatus.INFEASIBLE, x=None, objective=None, bound=None, gap=None,
+                               solve_seconds=0.0, message="Infeasible")
+        return real(self, model, options, start)
+
+    monkeypatch.setattr(cls, "solve", says_infeasible)
+    return others[0]
+
+
+def test_a_false_infeasible_is_re_checked_and_the_plan_returned(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """A backend says "infeasible" (as CBC 2.10.3 did where funding nothing is a plan); the elastic model
+    finds nothing to relax, so the scenario is re-solved with the default backend and its plan returned,
+    the message saying which backend said what: never exit 3 on a feasible scenario."""
+    from solver.mip.formulation import formulate
+
+    scenario = load_scenario(TINY / "baseline.toml")
+    liar = _lying_backend(monkeypatch, formulate(scenario).model.n_cols)
+    out = solve(scenario, backend=liar)
+    reference = solve(scenario, backend="highs")
+    assert out.backend == "highs"
+    assert out.objective == pytest.approx(reference.objective)
+    assert f"{liar} reported the scenario infeasible" in out.message
+    assert "re-solved with highs" in out.message
+
+    result = CliRunner().invoke(main, ["solve", str(TINY / "baseline.toml"), "--backend", liar,
+                                       "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_real_infeasible_still_raises(tmp_path: Path) -> None:
+    """The re-check only runs when the elastic model contradicts the backend."""
+    folder = tmp_path / "inst"
+    shutil.copytree(TINY, folder)
+    _edit(folder, "envelope.csv", lambda f: _set(f, "year", "2025", "capital", "0.3"))
+    with pytest.raises(InfeasibleError):
+        solve(load_scenario(folder / "baseline.toml"))

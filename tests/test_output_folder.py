@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from solver.cli import main
 from solver.errors import InputError
-from solver.present.outputs import MARKER, OutputFolderError, check_output_folder, write_folder
+from solver.present.outputs import MARKER, MARKER_TEXT, OutputFolderError, _tag, check_output_folder, write_folder
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny"
 SOLVE_FILES = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json"}
@@ -61,8 +63,8 @@ def one_error_line(result: Result) -> str:
 
 
 def no_leftovers(parent: Path) -> None:
-    """No temporary or old folders from a write are left next to the output."""
-    assert not [p.name for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    """No temporary or set-aside folders and no lock file from a write are left next to the output."""
+    assert not [p.name for p in parent.iterdir() if p.name.startswith(".envelope-")]
 
 
 # --------------------------------------------------------------------------- refused: not ours
@@ -87,12 +89,12 @@ def test_instance_folder_and_working_directory_are_refused(tiny: Path, tmp_path:
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     before = snapshot(tiny)
     message = one_error_line(solve(tiny / "baseline.toml", tiny))
-    assert "is not an Envelope output folder" in message
+    assert f"error: {tiny.resolve()}: contains {tiny / 'baseline.toml'}, an input of this run" in message
     assert snapshot(tiny) == before
 
     monkeypatch.chdir(tmp_path)  # `-o .` where the input lives
     message = one_error_line(solve(Path("tiny") / "baseline.toml", Path(".")))
-    assert f"error: {tmp_path.resolve()}: exists and is not an Envelope output folder" in message
+    assert f"error: {tmp_path.resolve()}: contains {tmp_path / 'tiny' / 'baseline.toml'}, an input" in message
     assert snapshot(tiny) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
 
@@ -221,7 +223,7 @@ def test_permission_denied_gives_one_clear_message(tiny: Path, tmp_path: Path,
     real = Path.mkdir
 
     def denied(self: Path, *args: object, **kwargs: object) -> None:
-        if self.parent == tmp_path.resolve() and self.name.startswith(".out.tmp-"):
+        if self.parent == tmp_path.resolve() and self.name.startswith(".envelope-tmp-"):
             raise PermissionError(13, "Permission denied", str(self))
         real(self, *args, **kwargs)  # type: ignore[arg-type]
 
@@ -253,3 +255,289 @@ def test_failure_while_writing_is_input_error_and_keeps_the_previous_output(
     assert isinstance(info.value, OSError)  # callers that caught the OS error still do
     assert snapshot(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# --------------------------------------------------------------------------- an output folder holding an input
+
+
+def earlier_output_holding(tiny: Path, tmp_path: Path, *, what: str) -> tuple[Path, Path]:
+    """An earlier Envelope output ``out`` that then received the scenario, the instance or the
+    model of the next run; returns (out, scenario)."""
+    out = tmp_path / "out"
+    assert solve(tiny / "baseline.toml", out).exit_code == 0
+    text = (tiny / "baseline.toml").read_text()
+    if what == "scenario":
+        scenario = out / "baseline.toml"
+        scenario.write_text(text.replace('instance = "."', f'instance = "{tiny.as_posix()}"'))
+    elif what == "instance":
+        shutil.copytree(tiny, out / "inst")
+        scenario = tmp_path / "s.toml"
+        scenario.write_text(text.replace('instance = "."', 'instance = "out/inst"'))
+    elif what == "model":
+        shutil.copy(TINY.parent.parent / "models" / "need-first.toml", out / "m.toml")
+        scenario = tiny / "s.toml"
+        scenario.write_text(text.replace('model = "need-first"', f'model = "{(out / "m.toml").as_posix()}"'))
+    else:  # the scenario reached through a link outside the folder
+        (out / "real.toml").write_text(text.replace('instance = "."', f'instance = "{tiny.as_posix()}"'))
+        scenario = tmp_path / "link.toml"
+        scenario.symlink_to(out / "real.toml")
+    return out, scenario
+
+
+@pytest.mark.parametrize(("what", "named"), [("scenario", "baseline.toml"), ("instance", "inst/instance.toml"),
+                                             ("model", "m.toml"), ("link", "real.toml")])
+@pytest.mark.parametrize("command", ["solve", "rules"])
+def test_output_folder_holding_an_input_is_refused_before_solving(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str, named: str, command: str) -> None:
+    out, scenario = earlier_output_holding(tiny, tmp_path, what=what)
+    before = snapshot(out)
+
+    def no_solving(*args: object, **kwargs: object) -> None:
+        raise AssertionError("solved before refusing the output folder")
+
+    monkeypatch.setattr("solver.api.solve", no_solving)
+    monkeypatch.setattr("solver.analyses.prices.rule_prices", no_solving, raising=False)
+    result = CliRunner().invoke(main, [command, str(scenario), "-o", str(out)], catch_exceptions=False)
+    message = one_error_line(result)
+    assert message.startswith(f"error: {out.resolve()}: contains {out.resolve()}/{named}"), message
+    assert message.endswith(", which writing the output would delete; "
+                            "choose another output folder (-o)")
+    assert snapshot(out) == before
+    no_leftovers(tmp_path)
+
+
+def test_write_folder_refuses_a_folder_holding_an_input(tmp_path: Path) -> None:
+    out = write_folder(tmp_path / "out", FILES)
+    (out / "scenario.toml").write_text("instance = '.'\n")
+    before = snapshot(out)
+    for target in (out, tmp_path):  # the folder holding the input, and a folder holding that folder
+        with pytest.raises(OutputFolderError, match="an input of this run"):
+            write_folder(target, FILES, inputs=[out / "scenario.toml"])
+    assert snapshot(out) == before
+    write_folder(out / "deeper", FILES, inputs=[out / "scenario.toml"])  # inside the input's folder: fine
+
+
+def test_output_folder_inside_the_instance_folder_is_fine(tiny: Path) -> None:
+    before = snapshot(tiny)
+    result = solve(tiny / "baseline.toml", tiny / "out")
+    assert result.exit_code == 0, result.stderr
+    assert {k: v for k, v in snapshot(tiny).items() if not k.startswith("out/")} == before
+
+
+# --------------------------------------------------------------------------- names, links, deep documents
+
+
+@pytest.mark.parametrize("length", [242, 250, 255])
+def test_longest_legal_folder_names_are_written_and_replaced(tmp_path: Path, length: int) -> None:
+    target = tmp_path / ("n" * length)
+    for _ in range(2):  # written, then replaced
+        assert write_folder(target, FILES) == target.resolve()
+        assert {p.name for p in target.iterdir()} == {*FILES, MARKER}
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize("where", ["output", "output-below", "instance", "model", "scenario", "output-too-long"])
+def test_link_loops_and_overlong_paths_are_bad_input(tiny: Path, tmp_path: Path, where: str) -> None:
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    text = (tiny / "baseline.toml").read_text()
+    scenario, out = tiny / "baseline.toml", tmp_path / "out"
+    if where == "output":
+        out = tmp_path / "loop1"
+    elif where == "output-below":
+        out = tmp_path / "loop1" / "out"
+    elif where == "output-too-long":
+        out = tmp_path.joinpath(*["d" * 200] * 25)  # longer than PATH_MAX (4096)
+    elif where == "instance":
+        scenario = tiny / "s.toml"
+        scenario.write_text(text.replace('instance = "."', 'instance = "../loop1"'))
+    elif where == "model":
+        scenario = tiny / "s.toml"
+        scenario.write_text(text.replace('model = "need-first"', 'model = "../loop1/m.toml"'))
+    else:
+        scenario = tmp_path / "loop1" / "baseline.toml"
+    message = one_error_line(solve(scenario, out))
+    if where.startswith("output") and where != "output-too-long":
+        assert message == f"error: {out}: cannot use this output folder: symbolic link loop"
+    elif where == "output-too-long":
+        assert "File name too long" in message
+    elif where == "scenario":
+        assert message == f"error: {scenario}: cannot read file (symbolic link loop)"
+    else:
+        key = "instance" if where == "instance" else "model"
+        assert message == f"error: {scenario}: key '{key}': not a usable path (symbolic link loop)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop1", "loop2", "tiny"]
+
+
+@pytest.mark.parametrize("depth", [500, 5000])
+@pytest.mark.parametrize("where", ["scenario", "overrides", "model", "instance"])
+def test_deeply_nested_toml_is_bad_input(tiny: Path, tmp_path: Path, where: str, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    scenario = tiny / "baseline.toml"
+    if where == "scenario":
+        scenario.write_text(scenario.read_text() + f"x = {nested}\n")
+        named = scenario
+    elif where == "overrides":
+        scenario.write_text('instance = "."\noverrides = ' + "{a = " * depth + "1" + "}" * depth + "\n")
+        named = scenario
+    elif where == "model":
+        named = tiny / "m.toml"
+        named.write_text((TINY.parent.parent / "models" / "need-first.toml").read_text() + f"\nx = {nested}\n")
+        scenario.write_text('instance = "."\nmodel = "m.toml"\n')
+    else:
+        named = tiny / "instance.toml"
+        named.write_text(named.read_text() + f"x = {nested}\n")
+    message = one_error_line(solve(scenario, tmp_path / "out"))
+    assert message == f"error: {named.resolve() if where != 'scenario' and where != 'overrides' else named}: " \
+                      "invalid TOML: tables or arrays nested too deeply"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+# --------------------------------------------------------------------------- ids round-trip through the files
+
+
+@pytest.mark.parametrize("text", ["-x", "=1+1", "+44", "@SUM(A1)", "'quoted", "''", "'", "\tTab", "plain",
+                                  "", "NA", "nan", "007", "1e5", "TRUE", " x ", "a,b", 'say "hi"', "line\nbreak"])
+def test_csv_text_reads_back_exactly(tmp_path: Path, text: str) -> None:
+    from solver.present.outputs import read_table
+
+    frame = pd.DataFrame({"id": [text, "other"], "v": [1.5, -0.0]})
+    write_folder(tmp_path / "o", {"t.csv": frame})
+    back = read_table(tmp_path / "o" / "t.csv")
+    assert list(back["id"]) == [text, "other"]
+    cell = (tmp_path / "o" / "t.csv").read_text().splitlines()[1].lstrip('"')
+    if text.startswith(("=", "+", "-", "@")):
+        assert cell.startswith("'" + text[0])  # still guarded against spreadsheet formulas
+
+
+def test_ids_starting_with_a_formula_character_survive_solve_and_audit(tiny: Path, tmp_path: Path) -> None:
+    from solver.data.scenario import load_scenario
+    from solver.present.outputs import read_decisions
+    from solver.solve.audit import audit
+
+    renames = {"COM-A2": "-COM-A2", "FAX-B2": "-FAX-B2", "EPR-B1-EPIC": "-EPR-B1-EPIC", "OPT-A2": "NA",
+               "CYB-B2": "007", "SCR-A": "-SCR-A"}
+    for name in ("projects.csv", "costs.csv", "dependencies.csv"):
+        frame = pd.read_csv(tiny / name, dtype=str, keep_default_na=False)
+        for col in ("project_id", "requires"):
+            if col in frame:
+                frame[col] = frame[col].replace(renames)
+        frame.to_csv(tiny / name, index=False)
+    out = tmp_path / "out"
+    result = solve(tiny / "baseline.toml", out)
+    assert result.exit_code == 0, result.stderr
+    assert "'-COM-A2" in (out / "plan.csv").read_text()  # written guarded
+    assert "'-EPR-B1-EPIC" in (out / "misses.csv").read_text()
+
+    scenario = load_scenario(tiny / "baseline.toml")
+    decisions = read_decisions(out)
+    assert {"-COM-A2", "-FAX-B2"} <= set(decisions.starts)
+    assert set(decisions.starts) <= set(scenario.instance.projects["project_id"])
+    import json
+
+    report = audit(scenario, decisions, claimed_objective=json.loads((out / "summary.json").read_text())["objective"])
+    assert report.ok, report.violations
+
+
+# --------------------------------------------------------------------------- what a killed run leaves behind
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (and been reaped)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, timeout=60, check=True)
+    return int(proc.stdout)
+
+
+def work_name(target: Path, kind: str, pid: int) -> Path:
+    return target.with_name(f".envelope-{kind}-{_tag(target)}-{pid}-0123abcd")
+
+
+def test_next_run_removes_a_dead_runs_temporary_folders(tmp_path: Path) -> None:
+    target = write_folder(tmp_path / "out", FILES)
+    before = snapshot(target)
+    pid = dead_pid()
+    half = work_name(target, "tmp", pid)  # killed while writing: the marker and part of the files
+    half.mkdir()
+    (half / MARKER).write_text(MARKER_TEXT)
+    (half / "a.csv").write_text("x\n")
+    empty = work_name(target, "old", pid)  # killed just after creating it
+    empty.mkdir()
+    live = work_name(target, "tmp", os.getpid())  # a run still going: left alone
+    live.mkdir()
+    foreign = work_name(target, "tmp", pid + 1 if pid + 1 != os.getpid() else pid + 2)
+    foreign = foreign.with_name(foreign.name.replace(f"-{pid + 1}-", f"-{pid}-").replace(f"-{pid + 2}-", f"-{pid}-"))
+    foreign = foreign.with_name(foreign.name[:-8] + "fedcba98")
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("not Envelope's: no marker")  # same pattern, not ours: never removed
+    other = tmp_path / ".out.tmp-1234"  # an older version's name, or the user's: not touched
+    other.mkdir()
+
+    assert check_output_folder(target) == target.resolve()
+    assert snapshot(target) == before
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["out", live.name, foreign.name, other.name])
+    write_folder(target, FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == left
+
+
+def test_next_run_restores_a_stranded_previous_output(tmp_path: Path) -> None:
+    target = write_folder(tmp_path / "out", FILES)
+    before = snapshot(target)
+    pid = dead_pid()
+    aside = work_name(target, "old", pid)
+    target.rename(aside)  # killed between the two renames of the portable replacement
+    half = work_name(target, "tmp", pid)
+    half.mkdir()
+    (half / MARKER).write_text(MARKER_TEXT)
+    assert check_output_folder(target) == target.resolve()
+    assert snapshot(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_portable_replacement_when_the_exchange_is_unavailable(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVELOPE_TEST_NO_EXCHANGE", "1")
+    target = write_folder(tmp_path / "out", FILES)
+    (target / "stale.txt").write_text("old")
+    write_folder(target, {"b.csv": pd.DataFrame({"y": [2.0]})})
+    assert {p.name for p in target.iterdir()} == {"b.csv", MARKER}
+    before = snapshot(target)
+    real = os.rename
+
+    def second_rename_fails(src: object, dst: object) -> None:
+        if Path(str(src)).name.startswith(".envelope-tmp-"):
+            raise OSError(28, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", second_rename_fails)
+    with pytest.raises(OutputFolderError, match="No space left on device"):
+        write_folder(target, FILES)
+    assert snapshot(target) == before  # the set-aside previous output is put back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_foreign_files_arriving_during_the_write_are_never_replaced(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import solver.present.outputs as outputs
+
+    target = tmp_path / "empty"
+    target.mkdir()
+
+    def intruder(what: str) -> None:
+        if what == "created":
+            (target / "thesis.docx").write_text("arrived after the check")
+
+    monkeypatch.setattr(outputs, "_step", intruder)
+    with pytest.raises(OutputFolderError):
+        write_folder(target, FILES)
+    assert snapshot(target) == {"thesis.docx": b"arrived after the check"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_write_hooks_are_inert_unless_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("ENVELOPE_TEST_WRITE_PAUSE", raising=False)
+    write_folder(tmp_path / "out", FILES)
+    write_folder(tmp_path / "out", FILES)
+    assert capsys.readouterr().err == ""

@@ -82,6 +82,7 @@ from solver.analyses.engine import (
     raise_failures,
     refine,
     solve_many,
+    solve_one,
     solve_record,
     tight,
 )
@@ -290,15 +291,6 @@ def _scaled(measure: str, project: str, factor: float) -> ScaleBenefit | ScaleCo
     raise ValueError(f"unknown measure {measure!r}")
 
 
-_STATUS_LABEL = {SolutionStatus.INFEASIBLE.value: "InfeasibleError",
-                 SolutionStatus.NO_SOLUTION.value: "NoSolutionError"}
-"""How the probes table has always named a solve without a plan."""
-
-
-def _status(status: str) -> str:
-    return _STATUS_LABEL.get(status, status)
-
-
 def _decide(pin: Outcome, out: Outcome) -> tuple[bool | None, Band | None]:
     """Is the project funded (in every optimal plan)? True / False (ties and below) / None
     (undecided within the gap band); with the band of the difference, when there is one."""
@@ -351,7 +343,7 @@ class _Prober:
             "project_id": self.j.project, "seq": len(self.rows) + 1, "measure": measure if side == "in" else "",
             "factor": factor if side == "in" else math.nan, "side": side, "mip_gap": float(mip_gap),
             "proof": proof,
-            "feasible": status in ("optimal", "feasible"), "status": _status(status),
+            "feasible": status in ("optimal", "feasible"), "status": status,
             "objective": math.nan if objective is None else objective,
             "bound": math.nan if bound is None else bound, "gap": math.nan if gap is None else gap,
             "difference": math.nan, "difference_low": math.nan, "difference_high": math.nan, "funded": "",
@@ -361,9 +353,7 @@ class _Prober:
 
     def _solve(self, task: Task, side: str, measure: str, factor: float) -> tuple[Outcome, dict[str, Any]]:
         """One solve at the scenario's own gap."""
-        out = solve_many([task], self.ctx, label=task.label)
-        raise_failures(out)
-        o = out[0]
+        o = solve_one(task, self.ctx, label=task.label)
         self.seconds += o.solve_seconds
         row = self._row(side, measure, factor, self.j.scenario.solver.mip_gap, False, o.status.value, o.objective,
                         bound_of(o), gap_of(o))
@@ -637,7 +627,7 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
         "resolves": {"total": int(len(probe_table)),
                      "proof": int(probe_table["proof"].sum()) if not probe_table.empty else 0,
                      "undecided_probes": undecided,
-                     "not_optimal": int((~probe_table["status"].isin(["optimal", "InfeasibleError"])).sum())
+                     "not_optimal": int((~probe_table["status"].isin(["optimal", "infeasible"])).sum())
                      if not probe_table.empty else 0},
         "timing": {"workers": n_workers, "wall_seconds": round(time.perf_counter() - t0, 3),
                    "baseline_solve_seconds": round(base.solve_seconds, 3),
@@ -680,7 +670,7 @@ def _select(sc: Scenario, margin: pd.DataFrame, k: int, start: Decisions, low: f
             seconds += o.solve_seconds
             rows.append({
                 "project_id": p, "seq": 0, "measure": COST, "factor": low, "side": "screen",
-                "mip_gap": 1.0, "proof": False, "feasible": o.has_plan, "status": _status(o.status.value),
+                "mip_gap": 1.0, "proof": False, "feasible": o.has_plan, "status": o.status.value,
                 "objective": o.objective, "bound": bound_of(o), "gap": gap_of(o), "difference": math.nan,
                 "difference_low": math.nan, "difference_high": math.nan, "funded": "",
             })

@@ -44,7 +44,7 @@ from solver.analyses.engine import (
     Context,
     Task,
     analysis_context,
-    base_outcome,
+    base_solve,
     bound_of,
     compare,
     gap_of,
@@ -58,6 +58,7 @@ from solver.analyses.engine import (
     refine_settings,
     relabel,
     solve_many,
+    solve_one,
     solve_record,
     spend,
     tight,
@@ -68,7 +69,7 @@ from solver.analyses.engine import allocation as plan_allocation
 from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
 from solver.data.variants import CutEnvelope, ForceOut, ScaleEnvelope, apply
-from solver.errors import InfeasibleError, InputError, NoSolutionError
+from solver.errors import InputError
 from solver.mip.formulation import POTS
 from solver.solve.accounts import need_weight_of, option_value
 from solver.solve.outcome import Outcome
@@ -209,12 +210,7 @@ def _solve_levels(sc: Scenario, lvls: list[Level], tasks: dict[str, Task], ctx: 
     scenario itself reuses the base solve."""
     own = sc.identity
     same = [lv.label for lv in lvls if apply(sc, (lv.op,)).identity == own]
-    base: Outcome | None = None
-    if same:
-        try:
-            base = base_outcome(sc, ctx)
-        except (InfeasibleError, NoSolutionError):
-            base = None    # the level is solved like the others and reported as having no plan
+    base = base_solve(sc, ctx) if same else None   # reused whatever its status: no level is solved twice
     ascending = list(reversed(lvls))
     n = max(1, min(ctx.workers, len(ascending)))
     chains = [[ascending[i] for i in part] for part in np.array_split(np.arange(len(ascending)), n) if len(part)]
@@ -242,12 +238,6 @@ def _solve_levels(sc: Scenario, lvls: list[Level], tasks: dict[str, Task], ctx: 
                 if o.has_plan:
                     prev[ci] = o
     return outs
-
-
-def _one(task: Task, ctx: Context) -> Outcome:
-    out = solve_many([task], ctx, "nested ladder")
-    raise_failures(out)
-    return out[0]
 
 
 def _nested(sc: Scenario, lvls: list[Level], tasks: dict[str, Task], outs: dict[str, Outcome],
@@ -281,19 +271,19 @@ def _nested(sc: Scenario, lvls: list[Level], tasks: dict[str, Task], outs: dict[
             if u.has_plan and u.decisions is not None:
                 restricted = dataclasses.replace(
                     u.decisions, starts={p: s for p, s in u.decisions.starts.items() if p in allowed})
-            n = _one(dataclasses.replace(ntask, start=restricted), ctx)
+            n = solve_one(dataclasses.replace(ntask, start=restricted), ctx, "nested ladder")
             exact[k] = False
         for gap in gaps:
             if compare(u, n, nonnegative=True).verdict != "undetermined":
                 break
             if not tight(u, gap):
-                new = _one(tighter(tasks[k], u, gap, time_limit), ctx)
+                new = solve_one(tighter(tasks[k], u, gap, time_limit), ctx, "nested ladder")
                 u = outs[k] = merge(u, new)
                 log.append(refine_log(k, gap, time_limit, new))
             if u.has_plan and u.funded <= allowed:
                 n, exact[k] = u, True
             elif not tight(n, gap):
-                new = _one(tighter(ntask, n, gap, time_limit), ctx)
+                new = solve_one(tighter(ntask, n, gap, time_limit), ctx, "nested ladder")
                 n = merge(n, new)
                 log.append(refine_log(f"{k} nested", gap, time_limit, new))
         nouts[k] = n

@@ -104,9 +104,16 @@ def solve_many(tasks: Sequence[Task], context: Context | None = None, label: str
     """Run ``tasks`` on ``context`` (serial in this process when None) and return their outcomes
     in order. An interrupted outcome (Ctrl-C) stops the whole run with ``KeyboardInterrupt``; a
     task that raised is a ``FailedOutcome`` and the others still complete."""
-    with _context(context) as ctx:
+    with analysis_context(context) as ctx:
         results = ctx.map(run_task, tasks, label=label, stop=_stop)
     return [failed(t, r.error) if isinstance(r, Failed) else r for t, r in zip(tasks, results)]
+
+
+def solve_one(task: Task, context: Context | None = None, label: str = "solving") -> Outcome:
+    """One task's outcome; a task that raised re-raises here (its type keeps the exit code)."""
+    out = solve_many([task], context, label)
+    raise_failures(out)
+    return out[0]
 
 
 def raise_failures(outcomes: Iterable[Outcome]) -> None:
@@ -123,19 +130,14 @@ def raise_failures(outcomes: Iterable[Outcome]) -> None:
 
 
 @contextlib.contextmanager
-def _context(context: Context | None, workers: int = 1) -> Iterator[Context]:
-    """``context``, or a new one for ``workers`` that is closed at the end."""
+def analysis_context(context: Context | None, workers: int = 1) -> Iterator[Context]:
+    """The context an analysis runs on: the one given (left open for its owner), or a new one for
+    ``workers`` (the shorthand every analysis keeps), closed when the analysis ends."""
     if context is not None:
         yield context
         return
     with Context(workers) as ctx:
         yield ctx
-
-
-def analysis_context(context: Context | None, workers: int = 1) -> contextlib.AbstractContextManager[Context]:
-    """The context an analysis runs on: the one given, or a new one for ``workers`` (the shorthand
-    every analysis keeps), closed when the analysis ends."""
-    return _context(context, workers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,13 +148,10 @@ _BASE_CACHE: OrderedDict[str, Outcome] = OrderedDict()
 _BASE_CACHE_SIZE = 4
 
 
-def base_outcome(scenario: Scenario, context: Context | None = None) -> Outcome:
+def base_solve(scenario: Scenario, context: Context | None = None) -> Outcome:
     """The scenario's own solve at its own settings — the same plan and figures as ``envelope
-    solve`` — reused (by ``scenario.identity``) by every analysis that starts from it.
-
-    Raises ``InfeasibleError`` with ``solve``'s explanation, or ``NoSolutionError`` when the
-    solver stopped without a plan.
-    """
+    solve`` — whatever its status, reused (by ``scenario.identity``) by every analysis that starts
+    from it. Never explains and never raises for a missing plan (see ``base_outcome``)."""
     key = scenario.identity
     hit = _BASE_CACHE.get(key)
     if hit is not None:
@@ -160,15 +159,22 @@ def base_outcome(scenario: Scenario, context: Context | None = None) -> Outcome:
         return dataclasses.replace(hit, scenario=scenario)
     out = solve_many([Task(scenario, label="base")], context, label="base solve")[0]
     raise_failures([out])
+    _BASE_CACHE[key] = out
+    while len(_BASE_CACHE) > _BASE_CACHE_SIZE:
+        _BASE_CACHE.popitem(last=False)
+    return out
+
+
+def base_outcome(scenario: Scenario, context: Context | None = None) -> Outcome:
+    """``base_solve`` with a plan, or the error ``envelope solve`` gives: ``InfeasibleError`` with its
+    explanation, ``NoSolutionError`` when the solver stopped without a plan."""
+    out = base_solve(scenario, context)
     if out.status == SolutionStatus.INFEASIBLE:
         why = explain(scenario)    # the same statement `envelope solve` makes
         raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())
     if not out.has_plan:
         raise NoSolutionError(f"scenario {scenario.name}: the solver stopped ({out.termination.value}) without any "
                               "plan; raise the time limit (--time-limit)")
-    _BASE_CACHE[key] = out
-    while len(_BASE_CACHE) > _BASE_CACHE_SIZE:
-        _BASE_CACHE.popitem(last=False)
     return out
 
 
@@ -223,7 +229,8 @@ def merge(old: Outcome, new: Outcome) -> Outcome:
     best = new if new.objective > old.objective else old
     bound = max(min(bound_of(old), bound_of(new)), best.objective)
     gap = relative_gap(best.objective, bound) or 0.0
-    return dataclasses.replace(best, bound=bound, gap=gap, status=new.status, solve_seconds=secs)
+    return dataclasses.replace(best, bound=bound, gap=gap, status=new.status, termination=new.termination,
+                               solve_seconds=secs)
 
 
 def relabel(o: Outcome, label: str) -> Outcome:
@@ -328,14 +335,16 @@ def refine(outcomes: dict[str, Outcome], tasks: dict[str, Task], comparisons: Se
     Returns ``outcomes`` (also updated in place); ``log`` receives one record per re-solve or skip.
     """
     alias = alias or {}
-    with _context(context) as ctx:
+    with analysis_context(context) as ctx:
         probe = max(1, ctx.workers)
         stalled_at: float | None = None
         for gap in gaps:
-            need = sorted({alias.get(k, k) for k in undetermined(outcomes, comparisons)})
-            need = [k for k in need if not tight(outcomes[k], gap)]
+            open_ = sorted({alias.get(k, k) for k in undetermined(outcomes, comparisons)})
+            if not open_:
+                break                      # every comparison is settled
+            need = [k for k in open_ if not tight(outcomes[k], gap)]
             if not need:
-                break
+                continue                   # already this tight: the next, tighter stage may settle them
             if stalled_at is not None:
                 _log_skipped(log, need, gap, time_limit, stalled_at)
                 continue
@@ -553,7 +562,8 @@ class Analysis:
 
 __all__ = [
     "DEFAULT_REFINE_GAPS", "PROOF_RTOL", "ZERO", "Analysis", "Band", "Comparison", "Context", "FailedOutcome", "Task",
-    "allocation", "analysis_context", "base_outcome", "bound_of", "certain_ranks", "clear_base_cache", "compare",
+    "allocation", "analysis_context", "base_outcome", "base_solve", "bound_of", "certain_ranks", "clear_base_cache",
+    "compare", "solve_one",
     "failed", "gap_of", "header", "jsonable", "merge", "plan_changes", "project_system_map", "proven",
     "raise_failures", "refine", "refine_log", "refine_settings", "relabel", "run_task", "scenario_summary",
     "solve_many", "solve_record", "solver_summary", "spend", "tight", "tighter", "time_limited", "undetermined",

@@ -60,8 +60,7 @@ from solver.analyses.engine import (
     header,
     jsonable,
     merge,
-    raise_failures,
-    solve_many,
+    solve_one,
     solve_record,
 )
 from solver.analyses.sampling import (
@@ -165,13 +164,6 @@ def distance_bound(outcome: Outcome) -> float:
     return float(outcome.model_objective) if outcome.model_objective is not None else math.nan
 
 
-def _one(task: Task, ctx: Context, label: str) -> Outcome:
-    """One solve through the engine (Ctrl-C stops the analysis; a failure raises)."""
-    out = solve_many([task], ctx, label=label)
-    raise_failures(out)
-    return out[0]
-
-
 def _differences(scenario: Scenario, optimum: Decisions, plans: list[tuple[str, Decisions]],
                  values: dict[str, dict[str, float]]) -> pd.DataFrame:
     """What each plan funds instead of the optimum: dropped, added and moved projects."""
@@ -211,7 +203,7 @@ def _mga_rounds(scenario: Scenario, optimum: Decisions, threshold: float, within
     with ctx.stage("alternatives: MGA rounds and start years", 2 * k):
         for r in range(1, k + 1):
             funded = tuple(frozenset(p.starts) for _, p in plans)
-            v = _one(Task(scenario, label=f"mga round {r}", start=optimum, mip_gap=mga_gap,
+            v = solve_one(Task(scenario, label=f"mga round {r}", start=optimum, mip_gap=mga_gap,
                           extend=MgaRound(funded, threshold)), ctx, f"alternative {r}")
             seconds += v.solve_seconds
             dists = [hamming(v.funded, p.starts) for _, p in plans] if v.has_plan else [0]
@@ -223,7 +215,7 @@ def _mga_rounds(scenario: Scenario, optimum: Decisions, threshold: float, within
                                "outcome": "exhausted" if proved else "not_found"})
                 notes.append(f"round {r}: {why} within {within:.2%}; stopped after {len(plans) - 1} alternative(s)")
                 break
-            best = _one(Task(scenario, label=f"mga round {r} polish", start=v.decisions,
+            best = solve_one(Task(scenario, label=f"mga round {r} polish", start=v.decisions,
                              extend=Polish(frozenset(v.funded))), ctx, f"alternative {r} start years")
             seconds += best.solve_seconds
             if best.has_plan and best.decisions is not None and best.funded == v.funded \
@@ -281,7 +273,7 @@ def alternatives(scenario: Scenario, *, k: int = 5, within: float = 0.02, robust
         tightened = False
         if loss_threshold(opt.objective, bound_of(opt), within) > opt.objective + TOL:
             tighter = min(scenario.solver.mip_gap, within / 4)
-            opt = merge(opt, _one(Task(scenario, label="optimum tightened", start=opt.decisions, mip_gap=tighter),
+            opt = merge(opt, solve_one(Task(scenario, label="optimum tightened", start=opt.decisions, mip_gap=tighter),
                                   ctx, "re-solving the optimum"))
             tightened = True
             notes.append(f"optimum re-solved at gap {tighter:g}: its gap band was wider than the stated loss")

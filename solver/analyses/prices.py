@@ -97,12 +97,11 @@ def rule_prices(scenario: Scenario, *, workers: int = 1, tighten: bool = True,
     wall0 = time.perf_counter()
     with analysis_context(context, workers) as ctx:
         base = base_outcome(sc, ctx)
-        found = relaxations(sc)
-        rel, inactive = found if isinstance(found, tuple) else (list(found), {})
+        rel, inactive = price_relaxations(sc)
         keys = [f"{r.family}: {r.relaxed}" for r in rel]
         tasks: dict[str, Task] = {"base": Task(sc, (), "base")}
         for k, r in zip(keys, rel):
-            tasks[k] = Task(r.scenario, (), k, start=base.decisions)
+            tasks[k] = Task(sc, r.ops, k, start=base.decisions)   # declarative: the ops travel, not tables
         results = solve_many([tasks[k] for k in keys], ctx, "rule prices")
         raise_failures(results)
         outs: dict[str, Outcome] = {"base": base, **dict(zip(keys, results))}
@@ -111,6 +110,7 @@ def rule_prices(scenario: Scenario, *, workers: int = 1, tighten: bool = True,
         log: list[dict[str, object]] = []
         if tighten and gaps:
             refine(outs, tasks, comparisons, gaps=gaps, time_limit=tl, context=ctx, log=log, label="rule prices")
+        base = outs["base"]        # refined: the summary reads the same base plan as the rows
 
     ranks = certain_ranks(keys, outs)
     psys = project_system_map(sc)

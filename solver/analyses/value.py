@@ -161,6 +161,7 @@ def value_of_money(scenario: Scenario, *, delta: float = 1.0, workers: int = 1, 
         if tighten and gaps:
             refine(outs, tasks, comparisons, gaps=gaps, time_limit=tl, context=ctx, log=log, alias=alias,
                    label="value of money")
+        base = outs["base"]        # refined: every figure below reads the same base plan
 
     lp_frame = lp_values(sc) if lp else None
     rank_plus = certain_ranks(plus, outs)

@@ -11,7 +11,13 @@ highspy into the child before ortools and break it (reproduced with pulp 3.3.2, 
 ortools 9.15).
 
 The module is also importable (the scaling helpers are pure numpy and are unit-tested); ortools
-is imported only inside the solve functions.
+is imported only inside the solve functions. ``set_parent_death_signal`` lives here because this
+script (which may import nothing from ``solver``) and the parent-side process plumbing both use it.
+
+The worker never outlives its parent: the parent starts it with ``PR_SET_PDEATHSIG`` (Linux) and
+the script also watches ``os.getppid()`` from a daemon thread (the portable fallback). Its files
+are whatever paths the parent passes (on Linux ``/proc/self/fd/N`` of anonymous files, see
+``solver.backends.ortools.ExchangeFiles``); it creates no file of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -107,10 +115,74 @@ def scale_objective(d: np.ndarray, y_absmax: np.ndarray) -> tuple[np.ndarray, in
     return r, S, correction
 
 
+#: ``prctl`` option number of ``PR_SET_PDEATHSIG`` (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None | bool = False   # False: not looked up yet
+
+
+def _prctl_function() -> Callable[..., int] | None:
+    """libc's ``prctl`` on Linux (looked up once, before any fork), else None."""
+    global _prctl
+    if _prctl is False:
+        _prctl = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _prctl = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):  # pragma: no cover - unusual libc
+                _prctl = None
+    return _prctl  # type: ignore[return-value]
+
+
+def set_parent_death_signal(sig: int) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies; False where unsupported.
+
+    Linux ``prctl(PR_SET_PDEATHSIG)``: the signal is sent when the parent *thread* that started this
+    process exits, so start children from a thread that outlives them (the thread that waits for
+    them does). Callers re-check ``os.getppid()`` afterwards: a parent that died before the call
+    sends nothing.
+    """
+    fn = _prctl_function()
+    if fn is None:
+        return False
+    return fn(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def watch_parent(parent: int, on_orphan: Callable[[], None], interval: float = 0.5) -> threading.Thread:
+    """Start a daemon thread that calls ``on_orphan()`` once ``os.getppid()`` is no longer ``parent``
+    (the portable fallback for ``set_parent_death_signal``)."""
+
+    def loop() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        on_orphan()
+
+    thread = threading.Thread(target=loop, name="envelope-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+_stop_requested = False
+
+
+def _note_sigint(signum: int, frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
 def _ignore_sigint() -> None:
-    """Ignore Ctrl-C outside the solve when running as the worker script (see ``__main__``)."""
+    """Outside the solve, note Ctrl-C instead of dying when running as the worker script (see
+    ``__main__``): a stop asked for before the solve starts skips the solve (``_stopped_early``)."""
     if __name__ == "__main__":
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _note_sigint)
+
+
+def _stopped_early(out: dict[str, Any], status: str) -> bool:
+    """True (and ``out`` says so) if the parent asked us to stop before the solver started."""
+    if _stop_requested:
+        out.update(status=status, message="interrupted before the solve started", seconds=0.0)
+    return _stop_requested
 
 
 def _rows(p: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float, float]]:
@@ -182,6 +254,8 @@ def solve_cpsat(p: dict[str, Any]) -> dict[str, Any]:
     prm.num_workers = int(opts["threads"]) or 2
     prm.random_seed = int(opts["seed"])
     prm.log_search_progress = bool(opts["verbose"])
+    if _stopped_early(out, "UNKNOWN"):
+        return out
     t0 = time.perf_counter()
     status = solver.solve(m)
     out["seconds"] = time.perf_counter() - t0
@@ -240,8 +314,12 @@ def solve_scip(p: dict[str, Any]) -> dict[str, Any]:
     params = [f"limits/gap = {float(opts['mip_gap'])!r}"]
     if int(opts["seed"]):
         params.append(f"randomization/randomseedshift = {int(opts['seed'])}")
+    if opts.get("tolerance") is not None:   # a strict re-solve asked by the solve core (exact money)
+        params.append(f"numerics/feastol = {float(opts['tolerance'])!r}")
     # SCIP in OR-Tools is single-threaded; options.threads is ignored.
     solver.set_solver_specific_parameters("\n".join(params))
+    if _stopped_early(out, "NOT_SOLVED"):
+        return out
     t0 = time.perf_counter()
     solver.solve(h)
     out["seconds"] = time.perf_counter() - t0
@@ -271,7 +349,11 @@ TASKS = {"scip": solve_scip, "cpsat": solve_cpsat}
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``TASK IN.pkl OUT.pkl``; the result is written atomically to OUT.pkl."""
+    """Entry point: ``TASK IN.pkl OUT.pkl``; the result is pickled to OUT.pkl.
+
+    The parent trusts OUT.pkl only when this process exits with 0 (after the write completed), so
+    OUT may be an anonymous file the parent passed as ``/proc/self/fd/N``.
+    """
     task, in_path, out_path = argv
     if task == "probe":
         result = probe()
@@ -279,10 +361,8 @@ def main(argv: list[str]) -> int:
         with open(in_path, "rb") as fh:
             payload = pickle.load(fh)
         result = TASKS[task](payload)
-    tmp = out_path + ".part"
-    with open(tmp, "wb") as fh:
+    with open(out_path, "wb") as fh:
         pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, out_path)
     return 0
 
 
@@ -291,8 +371,13 @@ if __name__ == "__main__":
     # shadow the real ortools package: drop it before anything imports ortools.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [q for q in sys.path if os.path.abspath(q or os.curdir) != here]
-    # Ctrl-C reaches this process too. CP-SAT and SCIP install their own SIGINT handlers while
-    # solving (they stop and keep the incumbent); outside the solve, ignore it so that the
-    # result is still written and the parent can report the interrupted solve.
+    # The parent forwards Ctrl-C as SIGINT. CP-SAT and SCIP install their own SIGINT handlers while
+    # solving (they stop and keep the incumbent); outside the solve it is noted, so that the result
+    # is still written (and a solve not yet started is skipped) and the parent reports the interrupt.
     _ignore_sigint()
+    # Never outlive the parent (it also set PR_SET_PDEATHSIG on Linux before exec): a parent killed
+    # with SIGKILL cannot stop us, and nobody would read the result.
+    parent = os.getppid()
+    if parent != 1:
+        watch_parent(parent, lambda: os._exit(1))
     sys.exit(main(sys.argv[1:]))

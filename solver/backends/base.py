@@ -3,6 +3,7 @@ and ``lp_duals(model)``, with the ``Capabilities`` it declares."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -18,6 +19,13 @@ class SolveOptions:
 
     ``mip_gap`` is the relative gap at which the solver may stop and call the plan optimal;
     ``threads`` 0 means the backend's default.
+
+    ``tolerance`` (None: the backend's defaults) asks for a *strict* solve, used by the solve core
+    when a plan broke a money row by the solver's own tolerance: primal feasibility and integrality
+    tolerances at this absolute value (HiGHS ``primal_feasibility_tolerance`` and
+    ``mip_feasibility_tolerance``; CBC ``primalTolerance`` and ``integerTolerance``; SCIP
+    ``numerics/feastol``; CP-SAT, exact on its grid, ignores it) and no presolve reductions that
+    rely on the default tolerances (HiGHS ``presolve off``).
     """
 
     time_limit: float = 60.0
@@ -25,10 +33,14 @@ class SolveOptions:
     threads: int = 0
     seed: int = 0
     verbose: bool = False
+    tolerance: float | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """Plain-dict form for summaries."""
-        return asdict(self)
+        """Plain-dict form for summaries (``tolerance`` only when set, so default summaries are unchanged)."""
+        out = asdict(self)
+        if out["tolerance"] is None:
+            del out["tolerance"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,22 @@ def no_lp_duals(name: str) -> str:
     """The sentence a backend without ``lp_duals`` raises (as ``BackendError``)."""
     return (f"backend {name} does not compute LP relaxation duals; use backend '{LP_DUALS_BACKEND}' "
             f"(--backend {LP_DUALS_BACKEND}) for them")
+
+
+STRICT_SCALE_GBPM = 1e3
+"""Row size (£m) from which a solver's default tolerances (about 1e-6, relative to the row) no longer
+resolve £1k: CBC and SCIP then solve strictly from the start (they were seen to prune the true
+optimum away and still prove "optimal" at £100bn, which no re-solve of the returned plan can see)."""
+
+
+def strict_at_scale(model: MILP, options: SolveOptions, tolerance: float = 1e-9) -> SolveOptions:
+    """``options`` with a strict ``tolerance`` when any row bound of ``model`` reaches
+    ``STRICT_SCALE_GBPM`` and none was asked for."""
+    bounds = np.concatenate([model.row_lo, model.row_hi])
+    finite = np.abs(bounds[np.isfinite(bounds)])
+    if options.tolerance is not None or not finite.size or finite.max() < STRICT_SCALE_GBPM:
+        return options
+    return dataclasses.replace(options, tolerance=tolerance)
 
 
 class Backend(Protocol):

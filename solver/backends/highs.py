@@ -78,6 +78,12 @@ class HighsBackend:
         h.setOptionValue("random_seed", int(options.seed))
         if options.threads:
             h.setOptionValue("threads", int(options.threads))
+        if options.tolerance is not None:
+            # strict re-solve (see ``SolveOptions.tolerance``): presolve off too, as its reductions
+            # with tight tolerances proved a wrong bound on £k-tie knapsacks at £100bn
+            h.setOptionValue("primal_feasibility_tolerance", float(options.tolerance))
+            h.setOptionValue("mip_feasibility_tolerance", float(options.tolerance))
+            h.setOptionValue("presolve", "off")
 
         h.passModel(highs_lp(model, integer=True))
         if start is not None:

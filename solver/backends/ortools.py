@@ -11,6 +11,12 @@ integers in units of 1e-6 (they need finite bounds), each row is multiplied by t
 of ten up to 1e9 that makes it integral (else rounded at 1e9), right-hand sides are rounded
 conservatively, and the objective is rounded with a correction added to the bound so the bound
 stays valid. The reported objective is recomputed in floating point from the returned x.
+
+Child processes (this worker and CBC, see ``start_child``) never outlive Envelope and leave no file:
+each runs in its own session (a terminal's Ctrl-C reaches only Envelope, which forwards SIGINT so the
+solver stops *and* its incumbent comes back), dies with its parent (``PR_SET_PDEATHSIG`` on Linux),
+and exchanges data through ``ExchangeFiles``: anonymous files on Linux, so that nothing stays on
+disk even when Envelope itself is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -19,16 +25,26 @@ import importlib.util
 import math
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from solver.backends._ortools_worker import CONT_SCALE, INT_TOL, integer_scale
-from solver.backends.base import Capabilities, SolveOptions, no_lp_duals
+from solver.backends._ortools_worker import (
+    CONT_SCALE,
+    INT_TOL,
+    _prctl_function,
+    integer_scale,
+    set_parent_death_signal,
+)
+from solver.backends.base import Capabilities, SolveOptions, no_lp_duals, strict_at_scale
 from solver.backends.result import ABS_GAP, LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
@@ -127,51 +143,142 @@ def _payload(model: MILP, options: SolveOptions) -> dict[str, Any]:
     }
 
 
+#: Anonymous exchange files (``/proc/self/fd/N``) where the platform offers them.
+ANONYMOUS_FILES = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
+
+
+class ExchangeFiles:
+    """Files shared with a child process that leave nothing on disk, even if Envelope is killed.
+
+    On Linux each file is anonymous (``tempfile.TemporaryFile``: ``O_TMPFILE``, or unlinked at once),
+    inherited by the child (``fds``) and named ``/proc/self/fd/N`` in both processes. Elsewhere the
+    files are named ones in a private directory ``envelope-<label>-<pid>-*`` removed on exit. Use as
+    a context manager; ``new(name)`` gives ``(path, file object)``.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._files: list[IO[bytes]] = []
+        self._dir: str | None = None
+
+    def __enter__(self) -> ExchangeFiles:
+        if not ANONYMOUS_FILES:
+            self._dir = tempfile.mkdtemp(prefix=f"envelope-{self.label}-{os.getpid()}-")
+        return self
+
+    def new(self, name: str) -> tuple[str, IO[bytes]]:
+        """A new empty file: the path to give the child (and ``open`` here) and an open handle."""
+        if self._dir is None:
+            fh: IO[bytes] = tempfile.TemporaryFile(prefix=f"envelope-{self.label}-")
+            path = f"/proc/self/fd/{fh.fileno()}"
+        else:
+            path = os.path.join(self._dir, name)
+            fh = open(path, "w+b")  # noqa: SIM115 - closed in __exit__
+        self._files.append(fh)
+        return path, fh
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        """Descriptors the child must inherit (``pass_fds``)."""
+        return tuple(fh.fileno() for fh in self._files) if self._dir is None else ()
+
+    @staticmethod
+    def read(fh: IO[bytes]) -> bytes:
+        """Everything in ``fh`` (written by the child through its path)."""
+        fh.seek(0)
+        return fh.read()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for fh in self._files:
+            fh.close()
+        self._files.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def _child_setup(parent: int) -> Callable[[], None]:
+    """``preexec_fn`` for a solver child: SIGKILL when the parent (thread) dies; exit at once if the
+    parent is already gone. libc's ``prctl`` is looked up here, before the fork."""
+    _prctl_function()
+
+    def setup() -> None:
+        set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return setup
+
+
+def start_child(args: list[str], files: ExchangeFiles, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a solver child that cannot outlive this process (see the module docstring).
+
+    POSIX: own session (signals reach it only through us), ``PR_SET_PDEATHSIG`` SIGKILL (Linux),
+    the exchange files inherited. Wait for it from the thread that started it.
+    """
+    if os.name == "posix":
+        popen.update(start_new_session=True, pass_fds=files.fds, preexec_fn=_child_setup(os.getpid()))
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, **popen)
+
+
+def reap(proc: subprocess.Popen[bytes]) -> None:
+    """Make sure ``proc`` is gone: kill it if it still runs, and wait for it (bounded)."""
+    if proc.poll() is None:
+        proc.kill()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - unkillable (D state)
+            pass
+
+
 def run_worker(
     task: str, payload: dict[str, Any] | None, *, backend: str, timeout: float, verbose: bool
 ) -> dict[str, Any]:
     """Run ``_ortools_worker.py TASK`` in a fresh interpreter and return its result dict.
 
     Raises ``BackendError`` if the child fails, crashes or overruns ``timeout``. On
-    ``KeyboardInterrupt`` the child is asked to stop (SIGINT: CP-SAT and SCIP stop and keep their
-    incumbent); its result comes back with ``"interrupted": True``, or, if it has none within
-    ``INTERRUPT_GRACE`` seconds, the child is terminated and the interrupt re-raised.
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM through the CLI) the child is asked to stop (SIGINT:
+    CP-SAT and SCIP stop and keep their incumbent); its result comes back with
+    ``"interrupted": True``, or, if it has none within ``INTERRUPT_GRACE`` seconds, the child is
+    killed and the interrupt re-raised. The child never outlives this call.
     """
     hint = "pip install ortools"
-    with tempfile.TemporaryDirectory(prefix="envelope-ortools-") as tmp:
-        in_path, out_path = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
-        err_path = os.path.join(tmp, "stderr.txt")
-        with open(in_path, "wb") as fh:
-            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    with ExchangeFiles("ortools") as files:
+        in_path, in_fh = files.new("in.pkl")
+        out_path, out_fh = files.new("out.pkl")
+        _, err = files.new("stderr.txt")
+        pickle.dump(payload, in_fh, protocol=pickle.HIGHEST_PROTOCOL)
+        in_fh.flush()
         interrupted = False
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, WORKER, task, in_path, out_path],
-                stdin=subprocess.DEVNULL,
-                stdout=None if verbose else subprocess.DEVNULL,
-                stderr=err,
-            )
+        proc = start_child([sys.executable, WORKER, task, in_path, out_path], files,
+                           stdout=None if verbose else subprocess.DEVNULL, stderr=err)
+        try:
             try:
                 code = proc.wait(timeout=timeout)
             except KeyboardInterrupt:
                 interrupted = True
                 code = _interrupt(proc)
             except subprocess.TimeoutExpired:
-                _stop(proc)
                 msg = f"{backend}: the OR-Tools worker did not finish within {timeout:.0f} s"
                 raise BackendError(msg) from None
-        if interrupted and not os.path.exists(out_path):
-            raise KeyboardInterrupt
-        if (code != 0 and not interrupted) or not os.path.exists(out_path):
-            with open(err_path, encoding="utf-8", errors="replace") as fh:
-                tail = fh.read().strip().splitlines()[-3:]
+        finally:
+            reap(proc)
+        data = files.read(out_fh)
+        if interrupted:
+            try:
+                result: dict[str, Any] = pickle.loads(data)
+            except Exception:  # noqa: BLE001 - no (complete) result: the interrupt wins
+                raise KeyboardInterrupt from None
+        elif code != 0 or not data:
+            tail = files.read(err).decode("utf-8", errors="replace").strip().splitlines()[-3:]
             detail = " | ".join(tail) if tail else "no output"
             raise BackendError(
                 f"{backend}: the OR-Tools worker failed (exit code {code}): {detail}; "
                 f"install or repair with: {hint}"
             )
-        with open(out_path, "rb") as fh:
-            result: dict[str, Any] = pickle.load(fh)
+        else:
+            result = pickle.loads(data)
     result["interrupted"] = interrupted
     return result
 
@@ -183,25 +290,37 @@ INTERRUPT_GRACE = 10.0
 def _interrupt(proc: subprocess.Popen[bytes]) -> int:
     """Stop a child after Ctrl-C in the parent; its exit code, or re-raise if it will not stop."""
     try:
-        try:
-            return proc.wait(timeout=0.5)  # a terminal's Ctrl-C reaches the child as well
-        except subprocess.TimeoutExpired:
-            if os.name == "posix":
-                proc.send_signal(signal.SIGINT)
-                return proc.wait(timeout=INTERRUPT_GRACE)
-            raise
+        if os.name != "posix":
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        proc.send_signal(signal.SIGINT)  # the child is in its own session: only we can tell it
+        return proc.wait(timeout=INTERRUPT_GRACE)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        _stop(proc)
+        reap(proc)
         raise KeyboardInterrupt from None
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+def interrupt_repeatedly(proc: subprocess.Popen[bytes], grace: float = INTERRUPT_GRACE,
+                         every: float = 0.25) -> int:
+    """Send SIGINT every ``every`` seconds until ``proc`` exits (CBC ignores SIGINT until its
+    branch and bound starts); its exit code. Kills it and re-raises ``KeyboardInterrupt`` after
+    ``grace`` seconds or on another interrupt."""
+    deadline = time.monotonic() + grace
     try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - stubborn child
-        proc.kill()
-        proc.wait()
+        if os.name != "posix":
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        while True:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, grace)
+            try:
+                return proc.wait(timeout=min(every, left))
+            except subprocess.TimeoutExpired:
+                continue
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        reap(proc)
+        raise KeyboardInterrupt from None
 
 
 class _OrToolsBackend:
@@ -270,6 +389,10 @@ class ScipBackend(_OrToolsBackend):
         "NOT_SOLVED": (Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION),
         "CANCELLED_BY_USER": (Termination.INTERRUPTED, SolutionStatus.NO_SOLUTION),
     }
+
+    def solve(self, model: MILP, options: SolveOptions, start: np.ndarray | None = None) -> SolveResult:
+        """Solve in a child process (strictly when the model's rows reach £1bn: ``strict_at_scale``)."""
+        return super().solve(model, strict_at_scale(model, options), start)
 
     def _result(self, raw: dict[str, Any], options: SolveOptions) -> SolveResult:
         if raw.get("x") is None:

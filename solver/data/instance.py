@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from solver.data.readers import (
     CostRow,
+    CsvTable,
     DependencyRow,
     EnvelopeRow,
     OrganisationRow,
     ProjectRow,
     SystemRow,
     _Row,
-    parse_csv,
+    scan_csv,
     validate_frame,
 )
 from solver.errors import InputError
@@ -85,22 +86,54 @@ class Instance:
         return self.costs.groupby("project_id")["year_offset"].max() + 1
 
 
+#: The largest TOML file read (scenarios, models and ``instance.toml`` are a few KiB), and the most keys it may
+#: hold: bounds the memory of parsing it and of listing its problems (800k unknown keys once took 1.2 GB).
+MAX_TOML_BYTES = 1024 * 1024
+MAX_TOML_KEYS = 10_000
+
+
 def read_toml(path: Path) -> dict:
-    """Parse a TOML file safely (tomllib: data only, nothing executed)."""
+    """Parse a TOML file safely (tomllib: data only, nothing executed), at most ``MAX_TOML_BYTES`` and
+    ``MAX_TOML_KEYS`` keys."""
     try:
         found = path.is_file()
     except OSError as exc:  # e.g. a name too long
         raise InputError(path, f"cannot read file ({exc.strerror})") from None
     if not found:
         raise InputError(path, "file not found")
+    size = path.stat().st_size
+    if size > MAX_TOML_BYTES:
+        raise InputError(path, f"file is larger than {MAX_TOML_BYTES // 1024} KiB ({size / 1024:,.0f} KiB); "
+                               "a scenario, model or instance.toml is a few KiB")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, f"invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(path, "invalid TOML: tables or arrays nested too deeply") from None
     except ValueError as exc:  # tomllib lets some through: an integer of over 4300 digits, a day that does not exist
         raise InputError(path, f"invalid TOML: {exc}") from None
+    keys = _count_keys(data, MAX_TOML_KEYS + 1)
+    if keys > MAX_TOML_KEYS:
+        raise InputError(path, f"has more than {MAX_TOML_KEYS:,} keys; a scenario, model or instance.toml has a few "
+                               "dozen")
+    return data
+
+
+def _count_keys(data: object, stop: int) -> int:
+    """Keys in nested tables and arrays of tables (iterative; counting stops at ``stop``)."""
+    count = 0
+    stack = [data]
+    while stack and count < stop:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def pydantic_error(path: str | Path, exc: ValidationError) -> InputError:
@@ -121,9 +154,9 @@ def pydantic_error(path: str | Path, exc: ValidationError) -> InputError:
 def load_instance(folder: str | Path) -> Instance:
     """Load and validate the instance in ``folder``; raises ``InputError`` on the first problem.
 
-    Each CSV file is parsed (file, syntax and header checks, ``parse_csv``), then the tables are
-    validated by ``validate_tables`` with the physical line of every row, so messages say
-    "row N (line M)".
+    Every CSV file is checked first (file, encoding, syntax and header checks, ``scan_csv``; no cell is kept),
+    then the tables are validated by ``validate_tables``, which reads each file's cells a chunk at a time, with
+    the physical line of every row, so messages say "row N (line M)".
     """
     root = Path(folder)
     try:
@@ -138,18 +171,20 @@ def load_instance(folder: str | Path) -> Instance:
     except ValidationError as exc:
         raise pydantic_error(meta_path, exc) from None
     files = {name: root / f"{name}.csv" for name in TABLE_MODELS}
-    frames = {name: parse_csv(files[name], model) for name, (model, _) in TABLE_MODELS.items()}
+    frames = {name: scan_csv(files[name], model) for name, (model, _) in TABLE_MODELS.items()}
     return validate_tables(frames, root, meta, files=files, meta_file=meta_path)
 
 
-def validate_tables(frames: Mapping[str, pd.DataFrame], source: str | Path, meta: Mapping[str, Any] | InstanceMeta,
+def validate_tables(frames: Mapping[str, pd.DataFrame | CsvTable], source: str | Path,
+                    meta: Mapping[str, Any] | InstanceMeta,
                     *, files: Mapping[str, str | Path] | None = None,
                     meta_file: str | Path | None = None) -> Instance:
     """A validated ``Instance`` from DataFrames, with every cell and cross-table check of the CSV loader.
 
     ``frames`` maps table names (systems, organisations, projects, costs, dependencies, envelope;
     dependencies may be left out or empty) to frames with the CSV files' column names; missing
-    values are None, NaN or blank text. ``source`` names where the tables came from (a file or a
+    values are None, NaN or blank text (a table may also be a ``CsvTable`` from ``scan_csv``, read in
+    chunks: what ``load_instance`` passes). ``source`` names where the tables came from (a file or a
     generator); ``meta`` is the content of ``instance.toml`` (name, years, ...) as a dict or an
     ``InstanceMeta``. Messages name ``files[table]`` (default ``source/table``), the data row (from
     1, or the frame's ``_row`` column), the physical line when the frame has a ``_line`` column, and
@@ -169,11 +204,12 @@ def validate_tables(frames: Mapping[str, pd.DataFrame], source: str | Path, meta
     tables: dict[str, pd.DataFrame] = {}
     for name, (model, key) in TABLE_MODELS.items():
         frame = frames.get(name)
-        if frame is None or (name in OPTIONAL_TABLES and frame.empty and len(frame.columns) == 0):
+        if frame is None or (name in OPTIONAL_TABLES and isinstance(frame, pd.DataFrame) and frame.empty
+                             and len(frame.columns) == 0):
             if name not in OPTIONAL_TABLES:
                 raise InputError(labels[name], "required table is missing")
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in model.model_fields})
-        if not isinstance(frame, pd.DataFrame):
+        if not isinstance(frame, pd.DataFrame | CsvTable):
             raise InputError(labels[name], f"must be a pandas DataFrame (got {type(frame).__name__})")
         tables[name] = validate_frame(frame, model, labels[name], key)
     inst = Instance(

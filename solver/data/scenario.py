@@ -7,9 +7,12 @@ The resolved ``Scenario`` is plain data (picklable) for batch and cluster runs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import errno
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -164,25 +167,29 @@ def load_policy(ref: str, base_dir: Path, overrides: dict[str, Any] | None = Non
     """A policy model by built-in name or by path (relative to ``base_dir``), with overrides merged."""
     is_path = ref.endswith(".toml") or "/" in ref or "\\" in ref
     try:
-        path = (base_dir / ref).resolve() if is_path else builtin_models_dir() / f"{ref}.toml"
+        path = _resolve(base_dir / ref) if is_path else builtin_models_dir() / f"{ref}.toml"
         found = path.is_file()
-    except (OSError, ValueError) as exc:  # a NUL byte, a name too long
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a symbolic link loop
         raise _path_error(source or base_dir, "model", exc) from None
     if is_path and not found:
         raise InputError(source or path, f"key 'model': policy model file not found: {path}")
     if not found:
         raise InputError(source, f"key 'model': unknown policy model '{ref}'; built-in models: "
                                  f"{', '.join(list_models())} (or give a path to a .toml file)")
-    data = read_toml(path)
-    _check_finite(data, path)
-    _check_finite(overrides, source or path, "overrides.")
+    with _not_too_deep(path):
+        data = read_toml(path)
+        _check_finite(data, path)
+    with _not_too_deep(source or path):
+        _check_finite(overrides, source or path, "overrides.")
     try:
-        Policy.model_validate(data, strict=True)  # TOML has types: no coercion of "1" or true to a number
+        with _not_too_deep(path):
+            Policy.model_validate(data, strict=True)  # TOML has types: no coercion of "1" or true to a number
     except ValidationError as exc:
         raise pydantic_error(path, exc) from None
     if overrides:
         try:
-            return Policy.model_validate(_deep_merge(data, overrides), strict=True), path
+            with _not_too_deep(source or path):
+                return Policy.model_validate(_deep_merge(data, overrides), strict=True), path
         except ValidationError as exc:
             err = pydantic_error(source or path, exc)
             err.rule = err.rule.replace("key '", "key 'overrides.", 1)
@@ -193,6 +200,32 @@ def load_policy(ref: str, base_dir: Path, overrides: dict[str, Any] | None = Non
 def _path_error(source: Path | None, key: str, exc: OSError | ValueError) -> InputError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return InputError(source, f"key '{key}': not a usable path ({reason})")
+
+
+class _LinkLoop(OSError):
+    """A path runs into a symbolic link loop (``Path.resolve`` raises RuntimeError for it on 3.11)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.ELOOP, "symbolic link loop", str(path))
+
+
+def _resolve(path: Path) -> Path:
+    """``path`` absolute with symbolic links resolved; a link loop is an ``OSError`` like any other
+    unusable path (not Python 3.11's RuntimeError), so callers report it as bad input."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        raise _LinkLoop(path) from None
+
+
+@contextlib.contextmanager
+def _not_too_deep(source: Path | None) -> Iterator[None]:
+    """Turn a RecursionError while reading or checking a TOML document (tables or arrays nested
+    hundreds deep) into an ``InputError`` naming ``source``."""
+    try:
+        yield
+    except RecursionError:
+        raise InputError(source, "invalid TOML: tables or arrays nested too deeply") from None
 
 
 def apply_envelope_change(instance: Instance, change: EnvelopeChange, source: Path | None) -> pd.DataFrame:
@@ -227,20 +260,28 @@ def apply_envelope_change(instance: Instance, change: EnvelopeChange, source: Pa
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and resolve a scenario file; raises ``InputError`` on the first problem."""
     path = Path(path)
-    data = read_toml(path)
     try:
-        doc = ScenarioFile.model_validate(data, strict=True)  # TOML has types: no coercion
+        _resolve(path)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(path, f"cannot read file ({reason})") from None
+    with _not_too_deep(path):
+        data = read_toml(path)
+    try:
+        with _not_too_deep(path):
+            doc = ScenarioFile.model_validate(data, strict=True)  # TOML has types: no coercion
     except ValidationError as exc:
         raise pydantic_error(path, exc) from None
     if doc.solver.backend not in backend_names():
         raise InputError(path, f"key 'solver.backend': unknown backend '{doc.solver.backend}'; "
                                f"choose one of: {', '.join(backend_names())}")
-    base = path.resolve().parent
+    base = _resolve(path).parent
     try:
-        root = (base / doc.instance).resolve()
-    except (OSError, ValueError) as exc:  # a NUL byte
+        root = _resolve(base / doc.instance)
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long, a symbolic link loop
         raise _path_error(path, "instance", exc) from None
-    instance = load_instance(root)
+    with _not_too_deep(root / "instance.toml"):
+        instance = load_instance(root)
     policy, model_path = load_policy(doc.model, base, doc.overrides, source=path)
     envelope = apply_envelope_change(instance, doc.envelope, path)
     return Scenario(

@@ -53,6 +53,11 @@ def _known(scenario: Scenario, project: str) -> None:
         raise InputError(None, f"project '{project}' is not in instance {scenario.instance.name}")
 
 
+def _factor(what: str, factor: float) -> None:
+    if not (math.isfinite(factor) and factor >= 0):
+        raise InputError(None, f"{what} factor must be a finite number >= 0 (got {factor})")
+
+
 @dataclass(frozen=True)
 class ScaleEnvelope:
     """Multiply the envelope (or one ``year`` and/or ``pot`` of it) by ``factor``."""
@@ -94,7 +99,9 @@ class CutEnvelope:
 
 @dataclass(frozen=True)
 class ShiftEnvelope:
-    """Add ``amount`` £m to one year's pot (negative: take it), floored at 0."""
+    """Add ``amount`` £m to one year's pot (negative: take it), floored at 0 — unlike ``CutEnvelope``,
+    taking more than the pot holds is not an error: value-of-money probes every pot by ±£δm, and a
+    pot already at 0 simply stays there."""
 
     year: int
     pot: str
@@ -118,6 +125,7 @@ class ScaleCost:
     def apply(self, scenario: Scenario) -> Scenario:
         """The scenario with the project's costs scaled."""
         _known(scenario, self.project)
+        _factor("cost", self.factor)
         if self.factor == 1.0:
             return scenario
         co = scenario.instance.costs.copy()
@@ -137,6 +145,7 @@ class ScaleBenefit:
     def apply(self, scenario: Scenario) -> Scenario:
         """The scenario with the project's benefit scaled."""
         _known(scenario, self.project)
+        _factor("benefit", self.factor)
         if self.factor == 1.0:
             return scenario
         pr = scenario.instance.projects.copy()
@@ -210,6 +219,8 @@ class SetSystems:
         """The scenario with the column set."""
         if self.column not in ("local_capital", "revenue_headroom"):
             raise InputError(None, f"only local_capital and revenue_headroom can be set (got '{self.column}')")
+        if not (math.isfinite(self.value) and self.value >= 0):
+            raise InputError(None, f"{self.column} must be a finite amount of £m >= 0 (got {self.value})")
         systems = scenario.instance.systems.copy()
         systems[self.column] = float(self.value)
         return _edit_instance(scenario, systems=systems)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from solver.data.readers import safe_text as _s
 from solver.solve.checks import fy
 
 if TYPE_CHECKING:
@@ -47,12 +48,13 @@ def _band(value: float, low: float, high: float, verdict: str) -> Band:
 
 def _names(ids: list[str], limit: int = 6) -> str:
     more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
-    return ", ".join(ids[:limit]) + more
+    return ", ".join(_s(i) for i in ids[:limit]) + more
 
 
 def _scenario(analysis: Analysis) -> dict[str, Any]:
     sc = analysis.summary.get("scenario", {})
-    return sc if isinstance(sc, dict) else {"name": str(sc), "model": ""}
+    sc = sc if isinstance(sc, dict) else {"name": str(sc), "model": ""}
+    return {k: _s(v) if isinstance(v, str) else v for k, v in sc.items()}  # names from the data, printable
 
 
 def _nan(v: object) -> float:
@@ -79,11 +81,11 @@ def render_ladder(analysis: Analysis) -> str:
     lines.append(f"  {'level':>8} {'envelope £m':>12} {'objective':>11} {'gap':>8} {'funded':>7}  lost vs level above")
     for r in lv.itertuples():
         if r.status in ("infeasible", "no_solution", "error"):
-            lines.append(f"  {r.label:>8} {r.envelope:>12,.1f} {'no plan':>11} ({r.status})")
+            lines.append(f"  {_s(r.label):>8} {r.envelope:>12,.1f} {'no plan':>11} ({r.status})")
             continue
         lost = "" if not r.loss_verdict else fmt_band(_band(r.loss_vs_above, r.loss_low, r.loss_high,
                                                             r.loss_verdict), 1)
-        lines.append(f"  {r.label:>8} {r.envelope:>12,.1f} {r.objective:>11,.1f} {100 * r.gap:>7.3f}% "
+        lines.append(f"  {_s(r.label):>8} {r.envelope:>12,.1f} {r.objective:>11,.1f} {100 * r.gap:>7.3f}% "
                      f"{int(r.funded):>7}  {lost}")
     pj = t["projects"]
     drop = pj[pj["misses_out_rank"].notna()]
@@ -93,7 +95,7 @@ def render_ladder(analysis: Analysis) -> str:
     for k in list(lv["label"]):
         ids = list(drop.loc[drop["drops_out_at"] == k, "project_id"])
         if ids and shown < 5:
-            lines.append(f"  at {k}: {len(ids)} drop out — {_names(ids)}")
+            lines.append(f"  at {_s(k)}: {len(ids)} drop out — {_names(ids)}")
             shown += 1
     if not len(drop):
         lines.append("  none: every project funded at the top stays funded down the ladder")
@@ -107,7 +109,7 @@ def render_ladder(analysis: Analysis) -> str:
             what.append(f"below floor at {r.below_floor_at}")
         if isinstance(r.unfunded_at, str):
             what.append(f"no funding at {r.unfunded_at}")
-        lines.append(f"  {int(r.misses_out_rank):>2}. {r.system_id} {r.name}: {'; '.join(what)} "
+        lines.append(f"  {int(r.misses_out_rank):>2}. {_s(r.system_id)} {_s(r.name)}: {_s('; '.join(what))} "
                      f"(ratio {r.ratio_at_first_miss:.2f} there)")
     if len(miss) > 8:
         lines.append(f"  ... {len(miss) - 8} more (systems.csv)")
@@ -123,7 +125,7 @@ def render_ladder(analysis: Analysis) -> str:
         for r in fl.head(6).itertuples():
             above = f"funded at {r.funded_above}, " if isinstance(r.funded_above, str) else ""
             span = r.out_from if r.out_from == r.out_to else f"{r.out_from}..{r.out_to}"
-            lines.append(f"  {r.project_id} ({r.system_id}): {above}out at {span}, back at {r.enters_at}")
+            lines.append(_s(f"  {r.project_id} ({r.system_id}): {above}out at {span}, back at {r.enters_at}"))
         if len(fl) > 6:
             lines.append(f"  ... {len(fl) - 6} more")
     else:
@@ -133,11 +135,11 @@ def render_ladder(analysis: Analysis) -> str:
                       "[band]; '=' plan already nested:"]
         for r in lv.itertuples():
             if r.nested_status in ("infeasible", "no_solution", "error"):
-                lines.append(f"  {r.label:>8}: no nested plan ({r.nested_status})")
+                lines.append(f"  {_s(r.label):>8}: no nested plan ({r.nested_status})")
                 continue
             mark = "=" if r.nested_is_optimal_plan else " "
             band = fmt_band(_band(r.nesting_cost, r.nesting_cost_low, r.nesting_cost_high, r.nesting_verdict), 1)
-            lines.append(f"  {r.label:>8}{mark} {band} ({r.nesting_verdict})")
+            lines.append(f"  {_s(r.label):>8}{mark} {band} ({r.nesting_verdict})")
     return "\n".join(lines)
 
 
@@ -220,7 +222,7 @@ def render_rules(analysis: Analysis) -> str:
 
 def _rs_name(analysis: Analysis) -> str:
     sc = analysis.summary.get("scenario", {})
-    return str(sc.get("name", "")) if isinstance(sc, dict) else str(sc)
+    return _s(sc.get("name", "")) if isinstance(sc, dict) else _s(sc)
 
 
 def _rs_pct(x: float | None) -> str:
@@ -288,12 +290,12 @@ def render_robust(analysis: Analysis) -> str:
         ["core_index", "project_id"], kind="mergesort").head(10)
     if len(weak):
         lines.append("Least robust funded projects (the nominal plan funds them, samples often do not):")
-        lines += [f"  {r.project_id:<28} {r.core_index:5.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]  {r.name}"
+        lines += [f"  {_s(r.project_id):<28} {r.core_index:5.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]  {_s(r.name)}"
                   for r in weak.itertuples()]
     strong = projects[~funded & (projects["class"] != "exterior")].head(10)
     if len(strong):
         lines.append("Strongest unfunded projects (left out of the nominal plan, funded in some samples):")
-        lines += [f"  {r.project_id:<28} {r.core_index:5.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]  {r.name}"
+        lines += [f"  {_s(r.project_id):<28} {r.core_index:5.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]  {_s(r.name)}"
                   for r in strong.itertuples()]
     return "\n".join(lines)
 
@@ -315,7 +317,7 @@ def render_alternatives(analysis: Analysis) -> str:
         lines.append(f"Ranked by robustness over {rob['samples']} samples (seed {rob['seed']}): share of samples "
                      "the plan still fits, then mean core index of its projects, then objective")
     for note in summary["notes"]:
-        lines.append(f"  note: {note}")
+        lines.append(f"  note: {_s(note)}")
     for r in plans.itertuples():
         lines.append(f"{r.rank}. {r.plan:<8} objective {r.objective:,.2f}  loss {r.loss_pct * 100:.2f}% "
                      f"(≤ {r.loss_pct_high * 100:.2f}% of the true optimum)  {r.funded} projects, "
@@ -337,10 +339,10 @@ def render_alternatives(analysis: Analysis) -> str:
             if not len(sel):
                 continue
             kinds = sel["kind"].replace("", "other").value_counts()
-            by_kind = ", ".join(f"{n} {kind}" for kind, n in kinds.head(4).items())
+            by_kind = ", ".join(f"{n} {_s(kind)}" for kind, n in kinds.head(4).items())
             worth = (f", worth {sel[col].sum():,.1f} points" if change != "moved" else
                      f", {sel['value_plan'].sum() - sel['value_optimum'].sum():+,.1f} points")
-            shown = ", ".join(sel["project_id"].head(6))
+            shown = ", ".join(_s(p) for p in sel["project_id"].head(6))
             more = f" +{len(sel) - 6} more" if len(sel) > 6 else ""
             lines.append(f"     {verb} {len(sel)} ({by_kind}{worth}): {shown}{more}")
     return "\n".join(lines)
@@ -364,7 +366,7 @@ def _rs_threshold(r: Any) -> str:
     if r.result == "none within bracket":
         far = r.bracket_low if r.direction == "decrease" else r.bracket_high
         text = f"{r.measure}: no {r.direction} to ×{far:g} {what}"
-        return text + (f" ({note})" if note else "")
+        return _s(text + (f" ({note})" if note else ""))
     if r.result == "undecided":
         return (f"{r.measure}: {still} at {_rs_factor(r.factor_same)}; beyond it the gaps cannot decide "
                 f"(undecided {_rs_factor(r.undecided_low)}–{_rs_factor(r.undecided_high)})")
@@ -376,7 +378,7 @@ def _rs_threshold(r: Any) -> str:
     if r.result == "threshold range":
         text += (f"; undecided within the gaps from {_rs_factor(r.undecided_low)} to "
                  f"{_rs_factor(r.undecided_high)}")
-    return text + f" [{r.resolves} re-solves]"
+    return _s(text + f" [{r.resolves} re-solves]")
 
 
 def render_thresholds(analysis: Analysis) -> str:
@@ -387,7 +389,7 @@ def render_thresholds(analysis: Analysis) -> str:
     table, probes = analysis.tables["thresholds"], analysis.tables["probes"]
     n_screen = int((probes["side"] == "screen").sum()) if not probes.empty else 0
     lines = [
-        f"Borderline thresholds — scenario {sc['name']} (instance {sc['instance']}, model {sc['model']})",
+        f"Borderline thresholds — scenario {_s(sc['name'])} (instance {_s(sc['instance'])}, model {_s(sc['model'])})",
         f"Baseline: objective {_nan(base['objective']):,.1f} ({base['status']}, gap {100 * _nan(base['gap']):.3f}%), "
         f"{base['funded']} of {base['projects']} projects funded",
         f"k = {par['k']}, factor tolerance {100 * par['tolerance']:g}%; {len(probes) - n_screen} re-solves"
@@ -403,14 +405,14 @@ def render_thresholds(analysis: Analysis) -> str:
             r0 = rows.iloc[0]
             start = f", starts {fy(int(r0['baseline_start']))}" if not pd.isna(r0["baseline_start"]) else ""
             density = "∞" if math.isinf(r0["value_density"]) else f"{r0['value_density']:,.2f}"
-            lines.append(f"{int(r0['rank']):>3}. {pid} {r0['name']} ({r0['system_id']}{start}): value "
+            lines.append(f"{int(r0['rank']):>3}. {_s(pid)} {_s(r0['name'])} ({_s(r0['system_id'])}{start}): value "
                          f"{r0['value']:,.1f} for £{r0['national_draw']:,.1f}m national ({density}/£m); "
                          f"{int(r0['project_resolves'])} re-solves")
             if r0["status"] in ("funded", "unfunded") and r0["status"] != group:
                 lines.append(f"       proved {r0['status']} at ×1 (the baseline plan was within its gap)")
             if r0["status"] in ("required", "undecided"):
                 note = r0["note"] if isinstance(r0["note"], str) else ""
-                lines.append(f"       {r0['result']}" + (f": {note}" if note else ""))
+                lines.append(f"       {r0['result']}" + (f": {_s(note)}" if note else ""))
                 continue
             for r in rows.itertuples():
                 lines.append("       " + _rs_threshold(r))

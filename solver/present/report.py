@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import platform as _platform
 from importlib.metadata import PackageNotFoundError, version
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
+from solver.data.readers import safe_text
 from solver.data.scenario import Scenario
-from solver.solve.accounts import need_weight_of, option_value, project_system
+from solver.solve.accounts import Project, need_weight_of, option_value, project_system, view
 from solver.solve.audit import fair_share_amounts
 from solver.solve.checks import fy
 from solver.solve.outcome import Outcome
@@ -258,6 +260,7 @@ def summary(outcome: Outcome) -> dict[str, object]:
         "funded_projects": len(outcome.decisions.starts),
         "candidate_projects": int(len(sc.instance.projects)),
         "withdrawn": list(outcome.decisions.withdrawn),
+        "warnings": plan_warnings(outcome),
         "revenue_tail": {str(y): round(v, 6) for y, v in acc.revenue_tail.items()},
         "versions": {
             "envelope-solver": _package_version("envelope-solver"),
@@ -277,10 +280,11 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
     """The short text summary printed by ``envelope solve``."""
     sc = outcome.scenario
     t = t or tables(outcome)
+    s_ = safe_text  # every piece of text from the data (names, ids) is printed through it
     gap = "n/a" if outcome.gap is None else f"{100 * outcome.gap:.3f}%"
     bound = "n/a" if outcome.bound is None else f"{outcome.bound:,.1f}"
     lines = [
-        f"Scenario {sc.name} — instance {sc.instance.name}, model {sc.policy.name}",
+        f"Scenario {s_(sc.name)} — instance {s_(sc.instance.name)}, model {s_(sc.policy.name)}",
         f"Status: {outcome.status.value} (termination: {outcome.termination.value}); "
         f"gap {gap}; objective {outcome.objective:,.1f}, bound {bound}",
         f"Solver: {outcome.backend} {outcome.solver_version}; build {outcome.build_seconds:.2f} s, "
@@ -290,6 +294,8 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
     if outcome.status.value != "optimal":
         lines.append(f"NOT PROVED OPTIMAL: the solver stopped ({outcome.termination.value}); this plan is feasible "
                      f"and audited, and no plan is better than the bound {bound}")
+    for w in plan_warnings(outcome):
+        lines.append(f"WARNING: {s_(w)}")
     lines += [
         "",
         "Envelope (£m)      envelope     spent   unspent",
@@ -303,17 +309,17 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
                      f"£{sum(tail.values()):,.1f}m to {fy(max(tail))}")
     n_f, n_c = len(outcome.decisions.starts), len(sc.instance.projects)
     lines += ["", f"Funded {n_f} of {n_c} candidate projects"
-              + (f"; withdrawn commitments: {', '.join(outcome.decisions.withdrawn)}"
+              + (f"; withdrawn commitments: {', '.join(s_(w) for w in outcome.decisions.withdrawn)}"
                  if outcome.decisions.withdrawn else "")]
     m = t["misses"]
     sysm = m[m["type"] == "system"] if not m.empty else m
     lines.append(f"Systems with nothing funded: {len(sysm)}"
-                 + (": " + ", ".join(f"{r.id} {r.name}" for r in sysm.itertuples()) if len(sysm) else ""))
+                 + (": " + ", ".join(f"{s_(r.id)} {s_(r.name)}" for r in sysm.itertuples()) if len(sysm) else ""))
     if not m.empty:
         low = m[(m["type"] == "organisation") & (m["category"] <= 1)]
         lines.append(f"Category 0/1 trusts with nothing funded: {len(low)}")
         for r in low.head(15).itertuples():
-            lines.append(f"  {r.id} {r.name} (category {int(r.category)}, {r.system_id}): "
+            lines.append(f"  {s_(r.id)} {s_(r.name)} (category {int(r.category)}, {s_(r.system_id)}): "
                          f"£{r.cost:,.1f}m of candidate projects")
         if len(low) > 15:
             lines.append(f"  … and {len(low) - 15} more (misses.csv)")
@@ -324,8 +330,80 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         lines.append(f"Largest need-weighted benefit left unfunded ({len(proj)} project"
                      f"{'' if len(proj) == 1 else 's'} counted as unmet{note}):")
         for r in proj.head(5).itertuples():
-            lines.append(f"  {r.id} {r.name}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f}")
+            lines.append(f"  {s_(r.id)} {s_(r.name)}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f}")
     s = t["systems"]
     below = s[s["allocation_to_fair_share"] < 0.5]
     lines.append(f"Systems below half their fair share: {len(below)}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def plan_warnings(outcome: Outcome) -> list[str]:
+    """What a planner must not miss in a plan that looks fine: a plan that funds nothing, and a rule that makes
+    every project unaffordable on its own (from the tables, no extra solve). Also in summary.json."""
+    sc = outcome.scenario
+    if outcome.decisions is None or outcome.decisions.starts:
+        return []
+    n = len(sc.instance.projects)
+    out = [f"the plan funds none of the {n} candidate project{'' if n == 1 else 's'} (objective "
+           f"{outcome.objective:,.1f}): nothing is allocated"]
+    out += unaffordable_alone(sc)
+    return out
+
+
+def unaffordable_alone(scenario: Scenario) -> list[str]:
+    """Rules that make every project unaffordable on its own: each project, alone, at every start in its window,
+    checked against its system's local capital and revenue headroom per year. Names the rule and what to change;
+    empty when some project fits."""
+    v = view(scenario)
+    pol = scenario.policy
+    rate = pol.fee.rate
+    sys_share = {"system": 1.0, "centre": 0.0, "split": pol.fee.system_share}[pol.fee.payer]
+    run_by_system = pol.revenue_consequences.payer == "system"
+    last = v.years[-1]
+    parts = ("fee", "run", "match")  # what a system pays for a project: each is a rule's doing
+
+    def fits(p: Project, without: tuple[str, ...]) -> bool:
+        m = p.match if pol.match_funding.enabled and "match" not in without else 0.0
+        cap, head = v.local_capital[p.system], v.headroom[p.system]
+        for start in range(p.earliest, p.latest + 1):
+            if start + max(p.profile, default=0) > last:
+                continue
+            ok = True
+            for y in v.years:
+                c, r = p.profile.get(y - start, (0.0, 0.0))
+                run = p.run_cost if run_by_system and y >= start + p.duration else 0.0
+                fee = rate * sys_share * (1 - m) * (c + r)
+                local_cap, local_rev = m * c, m * r
+                used = local_rev + (0.0 if "fee" in without else fee) + (0.0 if "run" in without else run)
+                if local_cap > cap + 1e-9 or used > head + 1e-9:
+                    ok = False
+                    break
+            if ok:
+                return True
+        return False
+
+    projects = list(v.projects.values())
+    if not projects or any(fits(p, ()) for p in projects):
+        return []
+    zero = sum(1 for h in v.headroom.values() if h <= 0)
+    heads = f"revenue_headroom is 0 in {zero} of {len(v.headroom)} systems" if zero else \
+        "systems' revenue_headroom and local_capital are too small"
+    needs = {
+        "fee": (f"the system's part of the access fee (fee.payer = \"{pol.fee.payer}\", rate {rate:.1%})",
+                'fee.payer = "centre"'),
+        "run": ('run costs once live (revenue_consequences.payer = "system")', 'revenue_consequences.payer = "centre"'),
+        "match": ("the local match (match_share of each cost)", "match_funding.enabled = false (or lower match_share)"),
+    }
+    # the fewest of the system's charges whose removal lets some project fit on its own
+    for size in (1, 2, 3):
+        for combo in combinations([k for k in parts if k != "run" or run_by_system], size):
+            if any(fits(p, combo) for p in projects):
+                what = ", ".join(needs[k][0] for k in combo)
+                change = " and ".join(needs[k][1] for k in combo)
+                return [f"no project is affordable on its own: {heads}, and every project needs its system to pay "
+                        f"{what} in some year: set {change} in the model or [overrides], or raise revenue_headroom "
+                        "(and local_capital) in systems.csv"]
+    return ["no project is affordable on its own within its system's local_capital and revenue_headroom"]

@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 
 POTS = ("capital", "revenue")
 MONEY_TOL = 1e-6
-"""Money tolerance of the audit (£m), plus a relative 1e-9 of the limit."""
+"""Money tolerance of the audit (£m): £1, a thousandth of the data's £k resolution, plus float noise
+(``MONEY_NOISE`` of the limit). Below half a £k at every accepted size (2e-6 £m at £1tn)."""
+MONEY_NOISE = 1e-12
+"""Relative allowance for floating-point rounding in sums of money (about 1e-7 £m at £100bn)."""
 
 
 def fy(year: int) -> str:
@@ -56,9 +59,18 @@ def row_key(row: str) -> str:
     return inside.group(1) if inside else row
 
 
+def money_tolerance(limit: float) -> float:
+    """The audit's money tolerance at a limit (£m): ``MONEY_TOL`` plus float noise, always below £0.5k.
+
+    Amounts are whole £k, so where every term of a rule is a whole £k (no fee, no match share, no
+    transfers) the amount used is itself a whole number of £k and this comparison is exact: any
+    overspend is at least £1k, a thousand times the tolerance."""
+    return MONEY_TOL + MONEY_NOISE * abs(limit)
+
+
 def over(used: float, limit: float) -> bool:
-    """True when ``used`` exceeds ``limit`` beyond the audit's money tolerance."""
-    return used > limit + MONEY_TOL + 1e-9 * abs(limit)
+    """True when ``used`` exceeds ``limit`` beyond the audit's money tolerance (``money_tolerance``)."""
+    return used > limit + money_tolerance(limit)
 
 
 def rows_from_mask(mask: np.ndarray, coef: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -17,7 +17,7 @@ import numpy as np
 from solver.data.scenario import Scenario
 from solver.data.variants import Override
 from solver.mip.arrays import INF
-from solver.rules.base import MONEY_TOL, Audit, Build, Family, Priced, PriceRelaxation, row_key
+from solver.rules.base import Audit, Build, Family, Priced, PriceRelaxation, money_tolerance, row_key
 from solver.solve.accounts import Accounts, View, view
 
 
@@ -107,9 +107,9 @@ def check(a: Audit) -> list[str]:
         return []
     out = []
     for s, al, f, short, excess in _gaps(a):
-        if short > MONEY_TOL:
+        if short > money_tolerance(fs.floor * f):
             out.append(f"{s}: allocation £{al:.6f}m below the fair-share floor £{fs.floor * f:.6f}m")
-        if excess > MONEY_TOL:
+        if excess > money_tolerance(fs.cap * f):
             out.append(f"{s}: allocation £{al:.6f}m above the fair-share cap £{fs.cap * f:.6f}m")
     return out
 

@@ -77,17 +77,24 @@ class Context:
             self._executor = factory(self.workers)
         return self._executor
 
-    def close(self) -> None:
-        """Shut down the pool this context created (an executor handed in is left alone)."""
+    def close(self, *, abort: bool = False) -> None:
+        """Shut down the pool this context created (an executor handed in is left alone).
+
+        ``abort=True`` (leaving a ``with`` block on an exception, e.g. Ctrl-C or SIGTERM) does not
+        wait for running tasks: their workers are stopped at once (``ProcessPool.abort``)."""
         if self._own and self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+            ex, self._executor = self._executor, None
+            stop = getattr(ex, "abort", None)
+            if abort and stop is not None:
+                stop()
+            else:
+                ex.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> Context:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
     # -- progress ------------------------------------------------------------------------
 

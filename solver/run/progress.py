@@ -92,6 +92,8 @@ class LineProgress:
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(self.interval):
             with self._lock:
+                if stop.is_set():          # finish() came first: never a stale line after "done"
+                    return
                 now = self.clock()
                 if now - self.last >= self.interval * 0.99 and self.done < self.total:
                     self.last = now
@@ -120,9 +122,10 @@ class LineProgress:
 
     def finish_quietly(self) -> None:
         """Stop the heartbeat without a closing line."""
-        if self._stop is not None:
-            self._stop.set()
-            self._stop = None
+        with self._lock:
+            if self._stop is not None:
+                self._stop.set()
+                self._stop = None
 
     def finish(self) -> None:
         """End the stage: a closing line if it ran long enough to have been reported."""

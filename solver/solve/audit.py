@@ -4,8 +4,11 @@ Each rule family's ``check`` (``solver/rules/<family>.py``) uses ``accounts`` (p
 tables), never the solver's matrix, so a formulation bug or a solver returning a slightly infeasible
 point shows up as a named violation. The objective is recomputed by the policy's objective kind
 (``solver/rules/objective.py``) from the families' penalties.
-Tolerance: money within ``MONEY_TOL`` £m (+ a relative 1e-9), objective within ``OBJ_RTOL``
-relative (1e-6 absolute for objectives below 1).
+Tolerance: money within ``MONEY_TOL`` £m (£1, plus a relative 1e-12 for float noise: below half a
+£k at every accepted size, so a plan that breaks a money rule by £1k is always caught), objective
+within ``OBJ_RTOL`` relative (1e-6 absolute for objectives below 1). The solve core compares the
+recomputed objective with the rounded plan's value in the model; what a solver *claimed* is judged by
+the status (never "optimal" unless the bound is within the gap of the audited objective).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from solver.data.scenario import Scenario
 from solver.rules import AUDIT_ORDER, FAMILIES, ordered, selection
 from solver.rules import objective as objective_family
-from solver.rules.base import MONEY_TOL, Audit
+from solver.rules.base import MONEY_TOL, Audit, money_tolerance
 from solver.rules.fair_shares import fair_share_amounts
 from solver.rules.standardisation import funded_platforms
 from solver.solve.accounts import Accounts, View, account, view
@@ -23,7 +26,7 @@ from solver.solve.decisions import Decisions
 
 OBJ_RTOL = 1e-6
 
-__all__ = ["MONEY_TOL", "OBJ_RTOL", "AuditReport", "audit", "fair_share_amounts", "funded_platforms"]
+__all__ = ["MONEY_TOL", "OBJ_RTOL", "money_tolerance", "AuditReport", "audit", "fair_share_amounts", "funded_platforms"]
 
 
 @dataclass
