@@ -39,10 +39,10 @@ from solver.errors import (  # noqa: E402
     InputError,
     NoSolutionError,
 )
+from solver.pipeline.outcome import Outcome  # noqa: E402
 from solver.present.analyses import render  # noqa: E402
 from solver.present.outputs import write_outputs  # noqa: E402
 from solver.present.report import tables  # noqa: E402
-from solver.solve.outcome import Outcome  # noqa: E402
 
 __all__ = ["__version__", "load_scenario", "load_instance", "validate_tables", "variants", "solve", "tables",
            "write_outputs", "render", "Scenario", "Outcome", "Analysis", "Context", "ladder", "value_of_money",

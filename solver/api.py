@@ -4,7 +4,7 @@
     >>> outcome = solve(load_scenario("instances/tiny/baseline.toml"))
     >>> tables(outcome)["plan"].head()
 
-``solve`` is the one solve core (``solver.solve.core.solve_scenario``) plus what a user of a single
+``solve`` is the one solve core (``solver.pipeline.core.solve_scenario``) plus what a user of a single
 scenario wants: infeasibility explained, and the documented exceptions instead of statuses.
 """
 
@@ -16,10 +16,10 @@ from solver.backends import DEFAULT_BACKEND, available_backends
 from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
 from solver.errors import BackendError, InfeasibleError, NoSolutionError
-from solver.solve.core import solve_scenario
-from solver.solve.decisions import Decisions
-from solver.solve.explain import explain
-from solver.solve.outcome import Outcome
+from solver.pipeline.core import solve_scenario
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.explain import explain
+from solver.pipeline.outcome import Outcome
 
 
 def solve(

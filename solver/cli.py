@@ -147,7 +147,7 @@ def validate(scenario: Path) -> None:
     """Check a scenario, its instance and policy model; solve nothing."""
     from solver.data.scenario import load_scenario
     from solver.mip.formulation import formulate
-    from solver.solve.checks import obvious_causes
+    from solver.pipeline.checks import obvious_causes
 
     sc = load_scenario(scenario)
     form = formulate(sc)
@@ -207,7 +207,7 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
     standardisation) that would make it feasible. Exit 0 if the scenario is feasible."""
     from solver.backends import get_backend
     from solver.data.scenario import load_scenario
-    from solver.solve.explain import explain as run_explain
+    from solver.pipeline.explain import explain as run_explain
 
     check_solver_options(backend=backend, time_limit=time_limit)
     if backend is not None and not get_backend(backend).capabilities.exact_continuous:

@@ -1,7 +1,7 @@
 """Brute-force optimum of a small scenario: enumerate every plan, keep those the audit accepts.
 
 Independent of the formulation: plans are enumerated from the tables, feasibility and objective
-come from ``solver.solve.audit``; where carry-over or capital-to-revenue flexibility is on, a small
+come from ``solver.pipeline.audit``; where carry-over or capital-to-revenue flexibility is on, a small
 direct calculation (``_money_moves``) decides whether the money can be moved so that the plan fits.
 
 Each distinct scenario is enumerated once per test session: results are kept by the scenario's
@@ -17,9 +17,9 @@ import itertools
 import numpy as np
 
 from solver.data.scenario import Scenario, SolverSettings
-from solver.solve.accounts import View, account, view
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
+from solver.pipeline.accounts import View, account, view
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 
 
 def project_choices(scenario: Scenario) -> dict[str, list[object]]:

@@ -14,9 +14,9 @@ from solver import load_scenario, solve
 from solver.analyses.near_optimal import alternatives
 from solver.data.scenario import Scenario
 from solver.errors import InputError
-from solver.solve.accounts import view
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
+from solver.pipeline.accounts import view
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 from tests.bruteforce import project_choices
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -58,7 +58,7 @@ def test_infeasible_thresholds_probes_run_no_elastic_solve(monkeypatch: pytest.M
     """On tiny two unfunded projects are blocked (no plan funds them: a platform their system may
     not adopt) and forcing a funded project's cost up makes probes infeasible; none is explained."""
     calls = {"explain": 0}
-    module = importlib.import_module("solver.solve.explain")
+    module = importlib.import_module("solver.pipeline.explain")
     real = module.explain
 
     def counting(*a: object, **kw: object) -> object:

@@ -71,7 +71,7 @@ def test_analyses_share_only_the_engine() -> None:
 
 
 @pytest.mark.parametrize(("source", "forbidden"), [
-    ("data", ("solver.mip", "solver.solve", "solver.analyses", "solver.present", "solver.run", "solver.rules")),
+    ("data", ("solver.mip", "solver.pipeline", "solver.analyses", "solver.present", "solver.run", "solver.rules")),
     ("present", ("solver.backends.highs", "solver.backends.cbc", "solver.backends.ortools")),
     ("mip", ("solver.analyses", "solver.present", "solver.run")),
 ])
@@ -89,3 +89,20 @@ def test_the_formulation_never_reads_files(source: str) -> None:
         text = p.read_text()
         bad += [(name(p), call) for call in ("open(", "read_csv", "read_text", "tomllib") if call in text]
     assert not bad
+
+
+def test_no_module_is_shadowed_by_a_name_of_its_package() -> None:
+    """``solver.x`` is the module ``x`` wherever ``solver/x.py`` or ``solver/x/`` exists (e.g. the
+    function ``solver.solve`` must not hide a package of that name)."""
+    import importlib
+    import pkgutil
+    import types
+
+    shadowed = []
+    for info in pkgutil.walk_packages([str(PACKAGE)], prefix="solver."):
+        parent_name, _, child = info.name.rpartition(".")
+        importlib.import_module(info.name)
+        parent = importlib.import_module(parent_name)
+        if not isinstance(getattr(parent, child), types.ModuleType):
+            shadowed.append(info.name)
+    assert not shadowed

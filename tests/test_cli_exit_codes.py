@@ -127,6 +127,7 @@ def test_thresholds_baseline_without_any_plan_exits_6(tmp_path: Path, monkeypatc
 
     clear_base_cache()
     monkeypatch.setattr(HighsBackend, "solve", no_plan)
+    monkeypatch.setattr("solver.pipeline.core.greedy_start", lambda model, options: None)   # no simple plan either
     out = tmp_path / "out"
     result = run(["thresholds", str(TINY), "-o", str(out)])
     assert_one_line_error(result, 6, "without any plan", "--time-limit")

@@ -14,8 +14,8 @@ from solver.analyses.engine import Task, base_outcome, clear_base_cache, raise_f
 from solver.backends.result import SolutionStatus
 from solver.data.variants import ScaleEnvelope
 from solver.errors import InputError
+from solver.pipeline.core import solve_scenario
 from solver.run.executor import SerialExecutor
-from solver.solve.core import solve_scenario
 from tests.test_ladder import tiny
 
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from solver import load_scenario, solve
 from solver.backends.result import SolutionStatus
 from solver.cli import main
+from solver.pipeline.audit import audit
 from solver.present.outputs import read_decisions
-from solver.solve.audit import audit
 
 ENGLAND = Path(__file__).resolve().parent.parent / "instances" / "england"
 

@@ -29,9 +29,9 @@ from solver.backends.result import SolutionStatus
 from solver.data.instance import validate_tables
 from solver.data.scenario import Scenario, SolverSettings, load_policy
 from solver.errors import BackendError
+from solver.pipeline.core import solve_scenario
+from solver.pipeline.outcome import Outcome
 from solver.rules.base import MONEY_TOL, money_tolerance, over
-from solver.solve.core import solve_scenario
-from solver.solve.outcome import Outcome
 
 BACKENDS = available_backends()
 YEAR = 2025
@@ -161,8 +161,8 @@ def test_audit_money_tolerance_is_below_half_a_k_at_every_size(limit: float) -> 
 
 def test_audit_catches_one_k_over_at_the_largest_size() -> None:
     """A plan £1k over a £1tn budget fails the audit (the old 1e-9 relative tolerance let it pass)."""
-    from solver.solve.audit import audit
-    from solver.solve.decisions import Decisions
+    from solver.pipeline.audit import audit
+    from solver.pipeline.decisions import Decisions
 
     budget = round(LARGEST * 1000)
     sc = knapsack([budget // 2 + 1, budget - budget // 2], budget)

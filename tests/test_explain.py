@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from solver import load_scenario, solve
 from solver.cli import main
 from solver.errors import InfeasibleError
-from solver.solve.explain import explain
+from solver.pipeline.explain import explain
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny"
 

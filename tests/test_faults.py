@@ -19,9 +19,9 @@ from solver.backends.base import SolveOptions
 from solver.backends.result import SolutionStatus, Termination
 from solver.errors import BackendError
 from solver.mip.arrays import ModelBuilder
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 from solver.present.outputs import write_folder
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
 

@@ -412,8 +412,8 @@ def test_csv_text_reads_back_exactly(tmp_path: Path, text: str) -> None:
 
 def test_ids_starting_with_a_formula_character_survive_solve_and_audit(tiny: Path, tmp_path: Path) -> None:
     from solver.data.scenario import load_scenario
+    from solver.pipeline.audit import audit
     from solver.present.outputs import read_decisions
-    from solver.solve.audit import audit
 
     renames = {"COM-A2": "-COM-A2", "FAX-B2": "-FAX-B2", "EPR-B1-EPIC": "-EPR-B1-EPIC", "OPT-A2": "NA",
                "CYB-B2": "007", "SCR-A": "-SCR-A"}

@@ -32,7 +32,7 @@ from solver.backends.result import ABS_GAP, SolutionStatus
 from solver.data.scenario import Scenario
 from solver.errors import BackendError, InfeasibleError
 from solver.mip.formulation import formulate
-from solver.solve.outcome import Outcome
+from solver.pipeline.outcome import Outcome
 from tests.bruteforce import brute_force, project_choices
 from tests.strategies import Case, cases, relabel
 

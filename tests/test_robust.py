@@ -19,9 +19,9 @@ from solver.data.readers import CostRow
 from solver.data.scenario import Scenario
 from solver.data.variants import apply
 from solver.errors import InputError
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 from solver.present.outputs import write_folder
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "instances" / "tiny" / "baseline.toml"

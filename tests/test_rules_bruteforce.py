@@ -14,9 +14,9 @@ from solver.data.policy import Policy
 from solver.data.scenario import Scenario, _deep_merge, load_scenario
 from solver.errors import InputError
 from solver.mip.formulation import formulate
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 from solver.rules import FAMILIES, PRICES_ORDER, elastic_roles, price_relaxations
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
 from tests.bruteforce import brute_force
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"

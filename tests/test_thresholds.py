@@ -20,9 +20,9 @@ from solver import solve
 from solver.analyses.borderline import BENEFIT, COST, Search, midpoint, narrow, search, thresholds
 from solver.data.scenario import Scenario, load_scenario
 from solver.data.variants import ForceIn, ForceOut, ScaleBenefit, ScaleCost, apply
-from solver.solve.accounts import view
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
+from solver.pipeline.accounts import view
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 from tests.bruteforce import brute_force, project_choices
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
@@ -46,7 +46,7 @@ def analysis(tiny: Scenario):
 
 
 class Brute:
-    """Exact status of a project at a factor, by enumeration scored with ``solver.solve.audit``.
+    """Exact status of a project at a factor, by enumeration scored with ``solver.pipeline.audit``.
 
     Plans are enumerated once (structural rules — mandatory, commitments kept, alternatives — are
     filtered as in ``tests/bruteforce.py``). Editing project p only changes plans that fund p,

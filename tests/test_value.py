@@ -15,8 +15,8 @@ from solver.analyses.value import lp_relaxation, lp_values, value_of_money
 from solver.backends.result import SolutionStatus, Termination
 from solver.data.variants import ShiftEnvelope
 from solver.mip.formulation import formulate
-from solver.solve.decisions import Decisions
-from solver.solve.outcome import Outcome
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.outcome import Outcome
 from tests.test_ladder import env_key, tiny, tiny_brute
 
 

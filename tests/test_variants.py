@@ -12,8 +12,8 @@ import pytest
 from solver import load_scenario, solve, variants
 from solver.data.scenario import Scenario
 from solver.errors import InputError
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny" / "baseline.toml"
 

@@ -89,11 +89,11 @@ from solver.analyses.engine import (
 from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
 from solver.data.variants import ForceIn, ForceOut, ScaleBenefit, ScaleCost
+from solver.pipeline.accounts import need_weight_of, option_value
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.outcome import Outcome
 from solver.present.report import best_values
 from solver.run.context import Failed
-from solver.solve.accounts import need_weight_of, option_value
-from solver.solve.decisions import Decisions
-from solver.solve.outcome import Outcome
 
 BENEFIT, COST = "benefit", "cost"
 DECREASE, INCREASE = "decrease", "increase"

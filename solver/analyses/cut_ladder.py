@@ -71,8 +71,8 @@ from solver.data.scenario import Scenario
 from solver.data.variants import CutEnvelope, ForceOut, ScaleEnvelope, apply
 from solver.errors import InputError
 from solver.mip.formulation import POTS
-from solver.solve.accounts import need_weight_of, option_value
-from solver.solve.outcome import Outcome
+from solver.pipeline.accounts import need_weight_of, option_value
+from solver.pipeline.outcome import Outcome
 
 MONEY_EPS = 1e-9
 

@@ -36,11 +36,11 @@ from solver.data.variants import Operation, apply
 from solver.errors import BackendError, InfeasibleError, NoSolutionError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, project_systems
+from solver.pipeline.core import solve_scenario
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.explain import explain
+from solver.pipeline.outcome import Outcome
 from solver.run.context import Context, Failed
-from solver.solve.core import solve_scenario
-from solver.solve.decisions import Decisions
-from solver.solve.explain import explain
-from solver.solve.outcome import Outcome
 
 PROOF_RTOL = 1e-6
 """A solve is *proven* when bound − objective ≤ PROOF_RTOL · max(1, |objective|) (the audit's

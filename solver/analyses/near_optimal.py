@@ -80,9 +80,9 @@ from solver.data.scenario import Scenario
 from solver.errors import InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, project_systems
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
-from solver.solve.outcome import Outcome
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.outcome import Outcome
 
 DEFAULT_MGA_GAP = 0.05
 """Relative gap on each MGA round's distance objective: a plan whose smallest distance is within 5%

@@ -57,8 +57,8 @@ from solver.analyses.engine import (
 )
 from solver.data import variants
 from solver.data.scenario import Scenario
+from solver.pipeline.outcome import Outcome
 from solver.rules import price_relaxations
-from solver.solve.outcome import Outcome
 
 UNLIMITED_GBPM = 1e6
 """A local limit that never binds (£1tn a year), used to remove local capital and headroom limits."""

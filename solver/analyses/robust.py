@@ -61,8 +61,8 @@ from solver.analyses.sampling import (
 )
 from solver.data.scenario import Scenario
 from solver.errors import InputError
-from solver.solve.decisions import Decisions
-from solver.solve.outcome import Outcome
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.outcome import Outcome
 
 
 def base_record(outcome: Outcome) -> dict[str, object]:

@@ -36,12 +36,12 @@ from solver.data.variants import Sample
 from solver.errors import InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, project_systems
+from solver.pipeline.accounts import Accounts, View, view
+from solver.pipeline.audit import audit
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.encoding import encode
+from solver.pipeline.outcome import Outcome
 from solver.run.context import Context, Failed
-from solver.solve.accounts import Accounts, View, view
-from solver.solve.audit import audit
-from solver.solve.decisions import Decisions
-from solver.solve.encoding import encode
-from solver.solve.outcome import Outcome
 
 #: Lognormal σ of the cost overrun factor by project kind ("*": any other kind). Illustrative
 #: defaults, to be replaced by local evidence: the ordering follows the reference-class finding that

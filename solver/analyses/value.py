@@ -56,8 +56,8 @@ from solver.data.variants import ShiftEnvelope
 from solver.errors import InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import POTS, formulate
-from solver.solve.checks import fy
-from solver.solve.outcome import Outcome
+from solver.pipeline.checks import fy
+from solver.pipeline.outcome import Outcome
 
 # --------------------------------------------------------------------------------------------
 # LP relaxation duals

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from solver.data.readers import safe_text as _s
-from solver.solve.checks import fy
+from solver.pipeline.checks import fy
 
 if TYPE_CHECKING:
     from solver.analyses.engine import Analysis, Band

@@ -45,7 +45,7 @@ import pandas as pd
 
 from solver.data.instance import TABLE_MODELS
 from solver.errors import InputError
-from solver.solve.decisions import Decisions
+from solver.pipeline.decisions import Decisions
 
 try:
     import fcntl
@@ -532,7 +532,7 @@ def output_files(result: object) -> dict[str, object]:
     """The files of a result folder: for a solve ``Outcome`` plan/budget/systems/misses CSVs,
     summary.json and timing.json (as ``envelope solve`` writes them); for an analysis its
     ``files()`` (tables, summary.json, timing.json)."""
-    from solver.solve.outcome import Outcome
+    from solver.pipeline.outcome import Outcome
 
     if isinstance(result, Outcome):
         from solver.present.report import summary, tables, timings

@@ -13,10 +13,10 @@ import pandas as pd
 
 from solver.data.readers import safe_text
 from solver.data.scenario import Scenario
-from solver.solve.accounts import Project, need_weight_of, option_value, project_system, view
-from solver.solve.audit import fair_share_amounts
-from solver.solve.checks import fy
-from solver.solve.outcome import Outcome
+from solver.pipeline.accounts import Project, need_weight_of, option_value, project_system, view
+from solver.pipeline.audit import fair_share_amounts
+from solver.pipeline.checks import fy
+from solver.pipeline.outcome import Outcome
 
 
 def _package_version(name: str) -> str:

@@ -9,7 +9,7 @@ functions it has; every part is optional. The registry (``solver/rules/__init__.
   headroom rows) go into ``m.terms``; objective contributions (penalties) into ``m.penalties``,
   which the objective family assembles.
 - ``check(a: Audit) -> list[str]`` re-checks the rule for a plan with plain loops over the
-  ``solver.solve.accounts`` figures; it never reads the solver's matrix nor shares code with
+  ``solver.pipeline.accounts`` figures; it never reads the solver's matrix nor shares code with
   ``define``. ``penalty(a)`` returns the family's objective penalty recomputed the same way.
 - ``causes(c: Cheap) -> list[str]`` cheap statements of why no plan can exist (no solver).
 - ``rows`` maps the family's relaxable row families to a weight class (``money``, ``rule`` or
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from solver.data.scenario import Scenario
-from solver.solve.accounts import Accounts, View, project_system
-from solver.solve.decisions import Decisions
+from solver.pipeline.accounts import Accounts, View, project_system
+from solver.pipeline.decisions import Decisions
 
 if TYPE_CHECKING:
     from solver.data.variants import Operation

@@ -17,8 +17,8 @@ import numpy as np
 from solver.data.scenario import Scenario
 from solver.data.variants import Override
 from solver.mip.arrays import INF
+from solver.pipeline.accounts import Accounts, View, view
 from solver.rules.base import Audit, Build, Family, Priced, PriceRelaxation, money_tolerance, row_key
-from solver.solve.accounts import Accounts, View, view
 
 
 def define(m: Build) -> None:

@@ -2,7 +2,7 @@ r"""The objective, chosen by the policy model's ``[objective]`` table (``kind``,
 
 Each kind is a pair of independent twins: ``define`` sets the MILP's objective coefficients from
 the formulation's arrays, and ``recompute`` recomputes the objective of a plan from the audit's
-figures (``solver.solve.accounts``), sharing no code with ``define``. Penalty terms come from the
+figures (``solver.pipeline.accounts``), sharing no code with ``define``. Penalty terms come from the
 rule families (``Build.penalties`` when building, each family's ``penalty`` in the audit): fair
 shares (:math:`-\pi` per £m of shortfall, excess or deviation) and standardisation (:math:`-\pi`
 per platform new to a system). A kind decides how they enter; ``benefit`` subtracts them.

@@ -17,9 +17,9 @@ import numpy as np
 from solver.data.scenario import Scenario
 from solver.data.variants import Override
 from solver.mip.arrays import INF
+from solver.pipeline.accounts import View
+from solver.pipeline.decisions import Decisions
 from solver.rules.base import Audit, Build, Cheap, Family, Priced, PriceRelaxation, row_key
-from solver.solve.accounts import View
-from solver.solve.decisions import Decisions
 
 
 def define(m: Build) -> None:

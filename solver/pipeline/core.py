@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,10 +41,11 @@ from solver.data.scenario import Scenario
 from solver.errors import AuditError, BackendError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, formulate
-from solver.solve.audit import OBJ_RTOL, AuditReport, audit
-from solver.solve.decisions import Decisions
-from solver.solve.encoding import decode, encode
-from solver.solve.outcome import Outcome
+from solver.pipeline.audit import OBJ_RTOL, AuditReport, audit
+from solver.pipeline.decisions import Decisions
+from solver.pipeline.encoding import decode, encode
+from solver.pipeline.greedy import greedy_start
+from solver.pipeline.outcome import Outcome
 
 Extension = Callable[[Formulation], MILP]
 """Builds the model actually solved from a formulation: its own columns first (so the plan decodes
@@ -55,6 +57,11 @@ MAX_RETRIES = 2
 STRICT_TOLERANCE = 1e-9
 #: The data's money resolution (£m): amounts have at most three decimals.
 MONEY_STEP = 1e-3
+#: Integer columns from which a model's solve starts from the greedy plan (England has ~2,200; the
+#: setup of a MIP solver on 50x England can outlast a short time limit before it finds any plan).
+GREEDY_START_MIN = 20_000
+#: The least time a solver is given, whatever building the model took.
+MIN_SOLVE_SECONDS = 1.0
 #: Backends suggested, in this order, when one cannot deliver an exact plan.
 PREFERRED = ("highs", "cpsat", "cbc", "scip")
 
@@ -85,21 +92,30 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     solved (the plan is still audited against the scenario, and its objective recomputed from the
     tables); ``start`` is a warm start (e.g. a neighbouring scenario's plan).
     """
+    t_begin = time.perf_counter()
     engine = get_backend(scenario.backend)
     form = form if form is not None else formulate(scenario)
     model = extend(form) if extend is not None else form.model
     refusal = engine.refusal(model)
     if refusal is not None:
         raise BackendError(f"backend {engine.name} cannot solve this model exactly: {refusal}")
-    x0 = None
+    x0, greedy = None, None
     if start is not None and engine.capabilities.mip_start:
         x0 = np.zeros(model.n_cols)
         x0[:form.model.n_cols] = encode(form, start)
+    elif engine.capabilities.mip_start and model.n_integer >= GREEDY_START_MIN:
+        x0 = greedy = greedy_start(model, form.x)    # a large model starts from a plan, not from nothing
     options = scenario.solve_options()
-    result = engine.solve(model, options, start=x0)
+    # the time limit counts from here: what building took is not the solver's again
+    spent = time.perf_counter() - t_begin + form.build_seconds
+    given = dataclasses.replace(options, time_limit=max(MIN_SOLVE_SECONDS, options.time_limit - spent))
+    result = engine.solve(model, given if spent > 0.01 * options.time_limit else options, start=x0)
+    if result.status == SolutionStatus.NO_SOLUTION:
+        result = _fall_back(model, form, result, greedy)
     common = dict(scenario=scenario, termination=result.termination, backend=result.backend,
                   solver_version=result.solver_version, build_seconds=form.build_seconds,
-                  solve_seconds=result.solve_seconds, model_size=model.size(), options=dict(result.options),
+                  solve_seconds=result.solve_seconds, model_size=model.size(),
+                  options={**result.options, "time_limit": options.time_limit},   # as asked, not as left
                   message=result.message, label=label)
     if result.status == SolutionStatus.ERROR:
         raise BackendError(f"backend {result.backend} failed: {result.message}")
@@ -137,9 +153,25 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     if len(attempts) > 1:
         message += f" ({_story(engine.name, model, attempts, best)})"
     common.update(termination=res.termination, solve_seconds=sum(a.result.solve_seconds for a in attempts),
-                  options=dict(res.options), message=message)
+                  options={**res.options, "time_limit": options.time_limit}, message=message)
     return Outcome(status=status, objective=best.report.objective, bound=bound, gap=gap,
                    model_objective=res.objective, decisions=best.decisions, audit=best.report, **common)
+
+
+def _fall_back(model: MILP, form: Formulation, result: SolveResult, greedy: np.ndarray | None) -> SolveResult:
+    """The solver stopped (time limit, Ctrl-C) before any plan: the greedy plan instead, when one keeps
+    every row (``greedy_start``) — a plan is returned whenever a simple one exists, never "no plan" for
+    lack of time. Its bound is the solver's, if it proved one."""
+    x = greedy if greedy is not None else greedy_start(model, form.x)
+    if x is None:
+        return result
+    objective = model.objective_value(x)
+    bound = result.bound if result.bound is not None and result.bound >= objective else None
+    return dataclasses.replace(
+        result, status=SolutionStatus.FEASIBLE, x=x, objective=objective, bound=bound,
+        gap=relative_gap(objective, bound),
+        message=f"{result.message}; the solver stopped before finding a plan: the greedy plan (best options by "
+                f"value per £ while every rule holds) is returned")
 
 
 def _evaluate(scenario: Scenario, form: Formulation, model: MILP, solved: MILP, result: SolveResult,

@@ -24,8 +24,8 @@ from solver.backends.result import Termination
 from solver.data.scenario import Scenario
 from solver.mip.arrays import INF, MILP
 from solver.mip.formulation import Formulation, formulate
+from solver.pipeline.checks import obvious_causes
 from solver.rules import FAMILIES, elastic_roles
-from solver.solve.checks import obvious_causes
 
 ROLES = elastic_roles()
 """Relaxable row family → (weight class, rule family), from each family's ``rows``."""

@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from solver.data.scenario import Scenario
+from solver.pipeline.accounts import Accounts, View, account, view
+from solver.pipeline.decisions import Decisions
 from solver.rules import AUDIT_ORDER, FAMILIES, ordered, selection
 from solver.rules import objective as objective_family
 from solver.rules.base import MONEY_TOL, Audit, money_tolerance
 from solver.rules.fair_shares import fair_share_amounts
 from solver.rules.standardisation import funded_platforms
-from solver.solve.accounts import Accounts, View, account, view
-from solver.solve.decisions import Decisions
 
 OBJ_RTOL = 1e-6
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from solver.mip.formulation import Formulation
-from solver.solve.decisions import Decisions
+from solver.pipeline.decisions import Decisions
 
 
 def decode(form: Formulation, x: np.ndarray) -> Decisions:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from solver.backends.result import SolutionStatus, Termination
 from solver.data.scenario import Scenario
-from solver.solve.accounts import Accounts
-from solver.solve.audit import AuditReport
-from solver.solve.decisions import Decisions
+from solver.pipeline.accounts import Accounts
+from solver.pipeline.audit import AuditReport
+from solver.pipeline.decisions import Decisions
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from solver.data.scenario import Scenario
-from solver.solve.decisions import Decisions
+from solver.pipeline.decisions import Decisions
 
 LINE_COLUMNS = [
     "project_id", "year", "national_capital", "local_capital", "national_revenue", "local_revenue",
