@@ -205,14 +205,14 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
     """Say why a scenario has no plan: obvious causes, then the smallest relaxation of the rules
     (budgets, local limits, mandatory items, commitments, dependencies, fair shares,
     standardisation) that would make it feasible. Exit 0 if the scenario is feasible."""
-    from solver.backends import get_backend
+    from solver.backends import backends_with, get_backend
     from solver.data.scenario import load_scenario
     from solver.pipeline.explain import explain as run_explain
 
     check_solver_options(backend=backend, time_limit=time_limit)
     if backend is not None and not get_backend(backend).capabilities.exact_continuous:
         raise InputError(None, f"option --backend: the elastic model needs a backend with exact continuous "
-                               f"variables; {backend} rounds them (use highs, cbc or scip)")
+                               f"variables; {backend} rounds them (use {', '.join(backends_with('exact_continuous'))})")
     sc = load_scenario(scenario)
     why = run_explain(sc, backend=backend, time_limit=time_limit)
     if why.feasible:
@@ -255,8 +255,6 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
                   solver: dict[str, Any], workers: int = 1, **kwargs: Any) -> None:
     """Load, run one analysis on one execution context (``--workers``: one process pool for all
     its stages), print its ranked summary and write its tables atomically."""
-    import inspect
-
     from solver.data.scenario import load_scenario
     from solver.present.analyses import render
     from solver.present.outputs import check_output_folder, input_paths, output_files, write_outputs
@@ -268,10 +266,7 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
     inputs = input_paths(sc)
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) first
     with Context(workers) as context:
-        if "context" in inspect.signature(run).parameters:
-            analysis = run(sc, context=context, **kwargs)
-        else:  # an analysis not yet on the engine
-            analysis = run(sc, workers=workers, **kwargs)
+        analysis = run(sc, context=context, **kwargs)
     written = write_outputs(target, analysis, inputs)
     click.echo(render(analysis))
     click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")

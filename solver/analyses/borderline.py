@@ -89,10 +89,9 @@ from solver.analyses.engine import (
 from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
 from solver.data.variants import ForceIn, ForceOut, ScaleBenefit, ScaleCost
-from solver.pipeline.accounts import need_weight_of, option_value
+from solver.pipeline.accounts import best_values, need_weight_of, option_value
 from solver.pipeline.decisions import Decisions
 from solver.pipeline.outcome import Outcome
-from solver.present.report import best_values
 from solver.run.context import Failed
 
 BENEFIT, COST = "benefit", "cost"

@@ -49,11 +49,11 @@ from solver.analyses.engine import (
     solve_record,
     time_limited,
 )
-from solver.backends import DEFAULT_BACKEND, get_backend
+from solver.backends import DEFAULT_BACKEND, backends_with, get_backend
 from solver.backends.result import LpDuals
 from solver.data.scenario import Scenario
 from solver.data.variants import ShiftEnvelope
-from solver.errors import InputError
+from solver.errors import BackendError, InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import POTS, formulate
 from solver.pipeline.checks import fy
@@ -68,7 +68,10 @@ def lp_relaxation(model: MILP, backend: str = DEFAULT_BACKEND) -> LpDuals:
     else with the default backend (HiGHS); ``BackendError`` unless the LP is solved to optimality."""
     engine = get_backend(backend)
     if not engine.capabilities.lp_duals:
-        engine = get_backend(DEFAULT_BACKEND)
+        able = backends_with("lp_duals")
+        if not able:
+            raise BackendError("no installed backend computes LP relaxation duals; install highspy")
+        engine = get_backend(able[0])
     return engine.lp_duals(model)
 
 

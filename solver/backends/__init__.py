@@ -35,6 +35,19 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
+def backends_with(capability: str) -> list[str]:
+    """Installed backends that declare ``capability`` (a ``Capabilities`` field), default first."""
+    out = []
+    for name in [DEFAULT_BACKEND] + [n for n in _REGISTRY if n != DEFAULT_BACKEND]:
+        try:
+            engine = get_backend(name)
+        except BackendError:
+            continue
+        if getattr(engine.capabilities, capability):
+            out.append(name)
+    return out
+
+
 def available_backends() -> list[str]:
     """Names of the backends usable in this environment."""
     names = []
@@ -47,4 +60,5 @@ def available_backends() -> list[str]:
     return names
 
 
-__all__ = ["Backend", "SolveOptions", "DEFAULT_BACKEND", "backend_names", "get_backend", "available_backends"]
+__all__ = ["Backend", "SolveOptions", "DEFAULT_BACKEND", "backend_names", "backends_with", "get_backend",
+           "available_backends"]

@@ -212,3 +212,15 @@ def account(scenario: Scenario, dec: Decisions, v: View | None = None) -> Accoun
         pot[(pol.commitments.withdrawal_pot, years[0])] += v.projects[p_id].withdrawal_cost
     return Accounts(lines=lines, pot_spend=pot, local_capital=loc, headroom_use=head, allocation=alloc,
                     value=value, revenue_tail=tail)
+
+
+def best_values(scenario: Scenario) -> dict[str, float]:
+    """Best discounted need-weighted benefit each project could earn (its earliest allowed start)."""
+    weights = need_weight_of(scenario)
+    pr = scenario.instance.projects
+    out = {}
+    for p, b, e, c, dur in pr[["project_id", "benefit", "earliest_start", "committed_start",
+                               "duration_years"]].itertuples(index=False):
+        start = int(c) if c == c else int(e)
+        out[p] = option_value(scenario, weights[p], float(b), start, int(dur))
+    return out

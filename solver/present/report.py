@@ -13,7 +13,7 @@ import pandas as pd
 
 from solver.data.readers import safe_text
 from solver.data.scenario import Scenario
-from solver.pipeline.accounts import Project, need_weight_of, option_value, project_system, view
+from solver.pipeline.accounts import Project, best_values, project_system, view
 from solver.pipeline.audit import fair_share_amounts
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
@@ -24,18 +24,6 @@ def _package_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "not installed"
-
-
-def best_values(scenario: Scenario) -> dict[str, float]:
-    """Best discounted need-weighted benefit each project could earn (its earliest allowed start)."""
-    weights = need_weight_of(scenario)
-    pr = scenario.instance.projects
-    out = {}
-    for p, b, e, c, dur in pr[["project_id", "benefit", "earliest_start", "committed_start",
-                               "duration_years"]].itertuples(index=False):
-        start = int(c) if c == c else int(e)
-        out[p] = option_value(scenario, weights[p], float(b), start, int(dur))
-    return out
 
 
 def plan_table(outcome: Outcome) -> pd.DataFrame:

@@ -4,8 +4,7 @@ interface, serial or on a local process pool, so that a distributed engine (e.g.
 touching the analyses.
 
 Tasks and results must be picklable plain data. Analyses run through ``solver.run.context.Context``
-(one pool per analysis, streaming results, progress on a terminal *and* when redirected);
-``run_all`` is kept only until its last caller moves to the context.
+(one pool per analysis, streaming results, progress on a terminal *and* when redirected).
 
 Pool workers never outlive the main process (``_worker_init``): each asks the kernel for SIGHUP
 when its parent dies (``PR_SET_PDEATHSIG``, Linux) and watches ``os.getppid()`` from a thread (the
@@ -20,14 +19,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
-import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from types import FrameType
 from typing import Any, TypeVar
-
-import click
 
 from solver.backends._ortools_worker import set_parent_death_signal, watch_parent
 
@@ -151,30 +147,3 @@ def make_executor(workers: int = 1) -> Executor:
     if workers <= 1:
         return SerialExecutor()
     return ProcessPool(workers)
-
-
-def run_all(fn: Callable[[T], R], items: Sequence[T], *, workers: int = 1, label: str = "solving",
-            executor: Executor | None = None, progress: bool | None = None) -> list[R]:
-    """``[fn(item) for item in items]``, in order, on ``executor`` (or a new one with ``workers``).
-
-    Shows a progress bar on stderr when it is a terminal (``progress=None``) or when asked.
-    """
-    own = executor is None
-    ex = executor or make_executor(workers)
-    show = sys.stderr.isatty() if progress is None else progress
-    try:
-        futures = {ex.submit(fn, item): i for i, item in enumerate(items)}
-        results: list[Any] = [None] * len(items)
-        if show:
-            with click.progressbar(length=len(items), label=label, file=sys.stderr, show_eta=True,
-                                   show_pos=True) as bar:
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.update(1)
-        else:
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-        return results
-    finally:
-        if own:
-            ex.shutdown(wait=True, cancel_futures=True)
