@@ -43,7 +43,8 @@ def test_the_greedy_plan_keeps_every_rule(overrides: dict) -> None:
 def test_a_solver_that_stops_without_a_plan_still_gives_the_greedy_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     def stopped(self: HighsBackend, model: object, options: object, start: object = None) -> SolveResult:
         return SolveResult(backend="highs", termination=Termination.TIME_LIMIT, status=SolutionStatus.NO_SOLUTION,
-                           x=None, objective=None, bound=None, gap=None, solve_seconds=0.0, message="Time limit reached")
+                           x=None, objective=None, bound=None, gap=None, solve_seconds=0.0,
+                           message="Time limit reached")
 
     monkeypatch.setattr(HighsBackend, "solve", stopped)
     out = solve(load_scenario(TINY))
