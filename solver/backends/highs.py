@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -37,6 +38,59 @@ def highs_lp(model: MILP, *, integer: bool) -> object:
             for i in model.integrality
         ]
     return lp
+
+
+#: How long past its time limit HiGHS may run before it is told to stop, and then before it is left
+#: behind: together within the 10% of the limit that ``--time-limit`` promises (decoding and the audit
+#: take the rest).
+OVERRUN = 0.01
+STOP_GRACE = 0.04
+
+
+def _run_with_deadline(h: object, time_limit: float) -> Termination | None:
+    """Run ``h`` on a thread of its own (HiGHS releases the GIL) while this thread keeps the clock
+    and the keyboard.
+
+    HiGHS checks its time limit during presolve and the search, but not in its MIP setup (on a model
+    of ~100k binaries that took 10-20 s here). Past ``time_limit`` × (1 + ``OVERRUN``) + 0.1 s it is
+    told to stop (``cancelSolve``, heard through highspy's user-interrupt callback); if it has not
+    stopped ``STOP_GRACE`` × the limit (+ 0.1 s) later, it is left behind (a daemon thread that stops
+    at its next check) and the termination is returned, so the caller can fall back to the plan it
+    started from. Ctrl-C is forwarded the same way (HiGHS keeps its incumbent, reported as
+    interrupted). Returns None when HiGHS stopped. (highspy's own ``startSolve`` is not used: its lock
+    is shared by every ``Highs`` of the process, so a solve left behind would block the next one.)
+    """
+    import highspy
+
+    h.HandleUserInterrupt = True  # type: ignore[attr-defined]  # cancelSolve() is heard
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            highspy._core._Highs.run(h)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="envelope-highs").start()
+    why = Termination.TIME_LIMIT
+    told: float | None = None
+    t0 = time.perf_counter()
+    while True:
+        try:
+            if done.wait(0.1):
+                return None
+        except KeyboardInterrupt:
+            why = Termination.INTERRUPTED
+            if told is None:
+                h.cancelSolve()  # type: ignore[attr-defined]
+                told = time.perf_counter()
+            continue
+        now = time.perf_counter()
+        if told is None and now - t0 > time_limit * (1 + OVERRUN) + 0.1:
+            h.cancelSolve()  # type: ignore[attr-defined]
+            told = now
+        if told is not None and now - told > time_limit * STOP_GRACE + 0.1:
+            return why
 
 
 class HighsBackend:
@@ -91,11 +145,15 @@ class HighsBackend:
             idx = np.flatnonzero(model.integrality).astype(np.int32)
             h.setSolution(int(idx.size), idx, np.round(np.asarray(start, dtype=float)[idx]))
 
-        # Ctrl-C cancels the solve and keeps the incumbent (reported as interrupted/feasible).
-        h.HandleKeyboardInterrupt = True
         t0 = time.perf_counter()
-        h.solve()
+        abandoned = _run_with_deadline(h, float(options.time_limit))
         seconds = time.perf_counter() - t0
+        if abandoned is not None:
+            return SolveResult(backend=self.name, termination=abandoned, status=SolutionStatus.NO_SOLUTION,
+                               x=None, objective=None, bound=None, gap=None, solve_seconds=seconds,
+                               solver_version=self.version(), options=options.as_dict(),
+                               message=f"HiGHS did not stop within {seconds:.1f} s of a {options.time_limit:g} s "
+                                       "limit (it does not check the clock in its MIP setup); left behind")
 
         ms = h.getModelStatus()
         info = h.getInfo()

@@ -106,9 +106,10 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     elif engine.capabilities.mip_start and model.n_integer >= GREEDY_START_MIN:
         x0 = greedy = greedy_start(model, form.x)    # a large model starts from a plan, not from nothing
     options = scenario.solve_options()
-    # the time limit counts from here: what building took is not the solver's again
+    # the time limit is the whole solve's: the solver gets what is left after building the model, less
+    # as much again for reading its plan back and auditing it (work of the same size as building)
     spent = time.perf_counter() - t_begin + form.build_seconds
-    given = dataclasses.replace(options, time_limit=max(MIN_SOLVE_SECONDS, options.time_limit - spent))
+    given = dataclasses.replace(options, time_limit=max(MIN_SOLVE_SECONDS, options.time_limit - 2 * spent))
     result = engine.solve(model, given if spent > 0.01 * options.time_limit else options, start=x0)
     if result.status == SolutionStatus.NO_SOLUTION:
         result = _fall_back(model, form, result, greedy)
