@@ -222,6 +222,25 @@ def test_interrupted_cbc_solve_writes_the_incumbent(envelope: Callable[..., Run]
     assert "the best plan found so far was written" in run.output()
 
 
+# --------------------------------------------------------------------------- solve: HiGHS (in process)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_highs_solve_writes_the_incumbent(envelope: Callable[..., Run], sig: signal.Signals) -> None:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) while HiGHS searches on its solver thread: it is told to
+    stop, keeps its incumbent, and the plan is written (termination interrupted)."""
+    run = envelope(*_solve_args("highs"))
+    time.sleep(4.0)                        # loaded, built, and into the search
+    sent = _send(run, sig)
+    code = _assert_cleaned_up(run, sig, sent, "solve highs")
+    assert code == (130 if sig == signal.SIGINT else 143), run.output()
+    assert (run.out / "plan.csv").is_file(), run.output()
+    summary = json.loads((run.out / "summary.json").read_text())
+    assert summary["termination"] == "interrupted"
+    assert summary["status"] == "feasible"
+
+
 # --------------------------------------------------------------------------- solve: OR-Tools
 
 
