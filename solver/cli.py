@@ -220,7 +220,9 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
         return
     if not why.causes and not why.relaxations:
         raise NoSolutionError(f"the elastic model stopped ({why.status}) before deciding; raise --time-limit")
-    raise InfeasibleError(f"scenario {sc.name}: no plan satisfies every rule", why.lines())
+    # the explanation is this command's output: on stdout (so `> report.txt` keeps it), exit 3
+    click.echo(f"infeasible: {InfeasibleError(f'scenario {sc.name}: no plan satisfies every rule', why.lines())}")
+    sys.exit(InfeasibleError.exit_code)
 
 
 @main.command("models")

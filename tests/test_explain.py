@@ -172,3 +172,14 @@ def test_a_real_infeasible_still_raises(tmp_path: Path) -> None:
     _edit(folder, "envelope.csv", lambda f: _set(f, "year", "2025", "capital", "0.3"))
     with pytest.raises(InfeasibleError):
         solve(load_scenario(folder / "baseline.toml"))
+
+
+def test_explain_writes_its_explanation_to_stdout(tmp_path: Path) -> None:
+    """``envelope explain X > report.txt`` keeps the explanation (exit 3 still says: infeasible)."""
+    folder = tmp_path / "inst"
+    shutil.copytree(TINY, folder)
+    _edit(folder, "systems.csv", lambda f: _set(f, "system_id", "B", "revenue_headroom", "0.01"))
+    bad = CliRunner().invoke(main, ["explain", str(folder / "baseline.toml")])
+    assert bad.exit_code == 3
+    assert "short by £0.011m" in bad.stdout
+    assert bad.stderr == ""

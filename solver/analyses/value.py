@@ -156,8 +156,12 @@ def value_of_money(scenario: Scenario, *, delta: float = 1.0, workers: int = 1, 
             outs[k] = relabel(base, k)
         plus = [_vkey(y, p, 1) for y, p in keys]
         minus = [_vkey(y, p, -1) for y, p in keys]
-        comparisons: list[Comparison] = [(k, "base", False) for k in plus]
-        comparisons += [("base", k, False) for k in minus if k not in alias]
+        # more money never lowers the optimum — unless fair shares are a share of the envelope, which then
+        # grow with it: only otherwise are gains and losses known to be >= 0
+        fs = sc.policy.fair_share
+        monotone = fs.mode == "off" or fs.basis == "spend"
+        comparisons: list[Comparison] = [(k, "base", monotone) for k in plus]
+        comparisons += [("base", k, monotone) for k in minus if k not in alias]
         comparisons += [(a, b, False) for i, a in enumerate(plus) for b in plus[i + 1:]]
         comparisons += [(a, b, False) for i, a in enumerate(minus) for b in minus[i + 1:]]
         log: list[dict[str, object]] = []
@@ -172,8 +176,8 @@ def value_of_money(scenario: Scenario, *, delta: float = 1.0, workers: int = 1, 
     psys = project_system_map(sc)
     rows = []
     for (y, pot), kp, km in zip(keys, plus, minus):
-        g = compare(outs[kp], outs["base"])
-        lo = compare(outs["base"], outs[km]) if km not in alias else ZERO
+        g = compare(outs[kp], outs["base"], nonnegative=monotone)
+        lo = compare(outs["base"], outs[km], nonnegative=monotone) if km not in alias else ZERO
         row: dict[str, object] = {
             "year": y, "pot": pot, "envelope": float(env.at[y, pot]),
             "plus": applied[kp], "gain": g.value, "gain_low": g.low, "gain_high": g.high, "gain_verdict": g.verdict,

@@ -176,7 +176,7 @@ def render_value(analysis: Analysis) -> str:
     undet = int((money["gain_verdict"] == "undetermined").sum() + (money["loss_verdict"] == "undetermined").sum())
     if undet:
         lines += ["", f"{undet} figure(s) remain undetermined (the band contains 0 even after re-solving): "
-                      "raise the refine time limit to settle them."]
+                      "raise --time-limit (the re-solves' limit) to settle them."]
     return "\n".join(lines)
 
 
@@ -204,12 +204,14 @@ def render_rules(analysis: Analysis) -> str:
         lines.append(f"  {tie}{r.rank:>2}. {r.family} — {r.relaxed}: {band} ({r.verdict}); {moves}")
     free = rules[rules["verdict"] == "zero"]
     if len(free):
-        lines += ["", f"Free (proven to cost nothing here): {', '.join(free['family'])}"]
+        lines += ["", "Free (proven to cost nothing here): "
+                  + ", ".join(f"{f} — {r}" for f, r in zip(free["family"], free["relaxed"]))]
     if inactive:
         lines += ["", "Not active in this scenario: " + "; ".join(f"{k} ({v})" for k, v in inactive.items())]
     undet = rules[rules["verdict"] == "undetermined"]
     if len(undet):
-        lines += ["", f"{len(undet)} price(s) remain undetermined (band reaches 0): raise the refine time limit."]
+        lines += ["", f"{len(undet)} price(s) remain undetermined (band reaches 0): raise --time-limit "
+                      "(the re-solves' limit)."]
     if math.isfinite(gap) and gap > 0:
         lines.append(f"Bands come from each solve's proven bound; base gap {100 * gap:.4f}%.")
     return "\n".join(lines)
