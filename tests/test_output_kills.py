@@ -174,6 +174,7 @@ def test_kill_while_writing_and_while_removing_the_previous_output(setup: dict[s
         assert work_folders(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_take_turns(setup: dict[str, Path], tmp_path: Path) -> None:
     scenario, ref = setup["scenario"], setup["ref"]
     out = tmp_path / "out"
