@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.results import write_section  # noqa: E402
 from solver import load_scenario, solve  # noqa: E402
 from solver.analyses.cut_ladder import ladder  # noqa: E402
 from solver.analyses.engine import clear_base_cache  # noqa: E402
@@ -95,16 +95,7 @@ def main() -> None:
         "plans are far from nested), so it was not adopted.",
         END,
     ])
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".RESULTS", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_section(BEGIN, END, section)
 
 
 if __name__ == "__main__":
