@@ -94,6 +94,7 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     """
     t_begin = time.perf_counter()
     engine = get_backend(scenario.backend)
+    built_before = form.build_seconds if form is not None else 0.0
     form = form if form is not None else formulate(scenario)
     model = extend(form) if extend is not None else form.model
     refusal = engine.refusal(model)
@@ -108,7 +109,7 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     options = scenario.solve_options()
     # the time limit is the whole solve's: the solver gets what is left after building the model, less
     # as much again for reading its plan back and auditing it (work of the same size as building)
-    spent = time.perf_counter() - t_begin + form.build_seconds
+    spent = time.perf_counter() - t_begin + built_before
     given = dataclasses.replace(options, time_limit=max(MIN_SOLVE_SECONDS, options.time_limit - 2 * spent))
     result = engine.solve(model, given if spent > 0.01 * options.time_limit else options, start=x0)
     if result.status == SolutionStatus.NO_SOLUTION:
