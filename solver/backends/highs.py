@@ -47,7 +47,7 @@ OVERRUN = 0.01
 STOP_GRACE = 0.04
 
 
-def _run_with_deadline(h: object, time_limit: float) -> Termination | None:
+def _run_with_deadline(h: object, time_limit: float) -> tuple[Termination | None, bool]:
     """Run ``h`` on a thread of its own (HiGHS releases the GIL) while this thread keeps the clock
     and the keyboard.
 
@@ -57,7 +57,8 @@ def _run_with_deadline(h: object, time_limit: float) -> Termination | None:
     stopped ``STOP_GRACE`` × the limit (+ 0.1 s) later, it is left behind (a daemon thread that stops
     at its next check) and the termination is returned, so the caller can fall back to the plan it
     started from. Ctrl-C is forwarded the same way (HiGHS keeps its incumbent, reported as
-    interrupted). Returns None when HiGHS stopped. (highspy's own ``startSolve`` is not used: its lock
+    interrupted). Returns (why it was told to stop — None if it was not —, whether it stopped).
+    (highspy's own ``startSolve`` is not used: its lock
     is shared by every ``Highs`` of the process, so a solve left behind would block the next one.)
     """
     import highspy
@@ -78,7 +79,7 @@ def _run_with_deadline(h: object, time_limit: float) -> Termination | None:
     while True:
         try:
             if done.wait(0.1):
-                return None
+                return (why if told is not None else None), True
         except KeyboardInterrupt:
             why = Termination.INTERRUPTED
             if told is None:
@@ -90,7 +91,7 @@ def _run_with_deadline(h: object, time_limit: float) -> Termination | None:
             h.cancelSolve()  # type: ignore[attr-defined]
             told = now
         if told is not None and now - told > time_limit * STOP_GRACE + 0.1:
-            return why
+            return why, False
 
 
 class HighsBackend:
@@ -146,10 +147,11 @@ class HighsBackend:
             h.setSolution(int(idx.size), idx, np.round(np.asarray(start, dtype=float)[idx]))
 
         t0 = time.perf_counter()
-        abandoned = _run_with_deadline(h, float(options.time_limit))
+        cancelled, stopped = _run_with_deadline(h, float(options.time_limit))
         seconds = time.perf_counter() - t0
-        if abandoned is not None:
-            return SolveResult(backend=self.name, termination=abandoned, status=SolutionStatus.NO_SOLUTION,
+        if not stopped:
+            return SolveResult(backend=self.name, termination=cancelled or Termination.TIME_LIMIT,
+                               status=SolutionStatus.NO_SOLUTION,
                                x=None, objective=None, bound=None, gap=None, solve_seconds=seconds,
                                solver_version=self.version(), options=options.as_dict(),
                                message=f"HiGHS did not stop within {seconds:.1f} s of a {options.time_limit:g} s "
@@ -180,8 +182,9 @@ class HighsBackend:
             term, status = Termination.INFEASIBLE, SolutionStatus.INFEASIBLE
         elif ms == MS.kTimeLimit:
             term, status = Termination.TIME_LIMIT, SolutionStatus.NO_SOLUTION
-        elif ms == MS.kInterrupt:
-            term, status = Termination.INTERRUPTED, SolutionStatus.NO_SOLUTION
+        elif ms == MS.kInterrupt:   # told to stop: by the clock (our deadline) or by Ctrl-C
+            term = Termination.TIME_LIMIT if cancelled == Termination.TIME_LIMIT else Termination.INTERRUPTED
+            status = SolutionStatus.NO_SOLUTION
         elif ms in (MS.kUnbounded, MS.kUnboundedOrInfeasible):
             term, status = Termination.UNBOUNDED, SolutionStatus.ERROR
         else:

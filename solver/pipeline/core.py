@@ -128,8 +128,19 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     first = _evaluate(scenario, form, model, model, result, extend is not None)
     attempts = [first]
     if _needs_retry(first, options):
-        attempts += _retry(scenario, form, model, engine, options, first, extend is not None)
+        attempts += _retry(scenario, form, model, engine, options, first, extend is not None,
+                           deadline=t_begin + options.time_limit)
     valid = [a for a in attempts if a.valid]
+    if not valid and first.result.termination == Termination.INTERRUPTED:
+        # Ctrl-C with an incumbent the solver's tolerance let break a money row: the greedy plan if it
+        # keeps every rule, else no plan (the caller stops as for any interrupt)
+        fallback = _fall_back(model, form, dataclasses.replace(first.result, x=None, status=SolutionStatus.NO_SOLUTION),
+                              greedy)
+        if fallback.has_solution:
+            attempts.append(_evaluate(scenario, form, model, model, fallback, extend is not None))
+            valid = [a for a in attempts if a.valid]
+        if not valid:
+            return Outcome(status=SolutionStatus.NO_SOLUTION, **common)
     if not valid:
         if first.broken:
             raise BackendError(_inexact(engine.name, model, first, len(attempts) - 1))
@@ -241,13 +252,17 @@ def _granular(model: MILP, r: int) -> bool:
 
 
 def _retry(scenario: Scenario, form: Formulation, model: MILP, engine: Backend, options: SolveOptions,
-           first: _Attempt, extended: bool) -> list[_Attempt]:
-    """Up to ``MAX_RETRIES`` strict re-solves; stops at the first valid plan that needs no more."""
-    strict = dataclasses.replace(options, tolerance=STRICT_TOLERANCE)
+           first: _Attempt, extended: bool, deadline: float) -> list[_Attempt]:
+    """Up to ``MAX_RETRIES`` strict re-solves, each within what is left of the time limit (``deadline``,
+    a ``time.perf_counter`` value); stops at the first valid plan that needs no more."""
     lo, hi = model.row_lo.copy(), model.row_hi.copy()
     out: list[_Attempt] = []
     last = first
     for k in range(1, MAX_RETRIES + 1):
+        left = deadline - time.perf_counter()
+        if left < MIN_SOLVE_SECONDS and k > 1:
+            break                      # the limit is spent: what was found so far is judged as it is
+        strict = dataclasses.replace(options, tolerance=STRICT_TOLERANCE, time_limit=max(MIN_SOLVE_SECONDS, left))
         for r, amount in last.broken.items():
             if model.row_lo[r] == model.row_hi[r]:
                 continue            # an equality: strict tolerances only

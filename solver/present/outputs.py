@@ -249,7 +249,9 @@ def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str]
             raise
         raise OutputFolderError(target, f"cannot write the output folder ({doing}): {_reason(exc, target)}") from exc
     finally:
-        if tmp is not None:
+        # only a work folder that is still ours: if a folder that is not (one that arrived at the path
+        # while writing) sits under the work name after an interrupted undo, it is left for its owner
+        if tmp is not None and (not tmp.exists() or _is_ours(tmp)):
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 
