@@ -90,7 +90,9 @@ class _Envelope(click.Group):
         try:
             return super().main(*args, **kwargs)
         except SystemExit as exc:
-            if _terminated and exc.code == EXIT_INTERRUPTED:
+            # SIGTERM during a command exits 130 there; outside one (while click parses the arguments, or
+            # after the command returned) click's own abort exits 1: either way, it was a SIGTERM
+            if _terminated and exc.code in (EXIT_INTERRUPTED, 1):
                 raise SystemExit(EXIT_TERMINATED) from None
             raise
         finally:
