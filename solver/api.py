@@ -10,16 +10,11 @@ scenario wants: infeasibility explained, and the documented exceptions instead o
 
 from __future__ import annotations
 
-import dataclasses
-
-from solver.backends import DEFAULT_BACKEND, available_backends
-from solver.backends.result import SolutionStatus
 from solver.data.scenario import Scenario
-from solver.errors import BackendError, InfeasibleError, NoSolutionError
 from solver.pipeline.core import solve_scenario
 from solver.pipeline.decisions import Decisions
-from solver.pipeline.explain import explain
 from solver.pipeline.outcome import Outcome
+from solver.pipeline.verdict import require_plan
 
 
 def solve(
@@ -42,39 +37,4 @@ def solve(
     """
     scenario = scenario.with_solver(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads,
                                     seed=seed)
-    outcome = solve_scenario(scenario, start=start)
-    if outcome.status == SolutionStatus.INFEASIBLE:
-        why = explain(scenario)
-        if why.feasible:
-            return _recheck(scenario, outcome, start)
-        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())
-    if not outcome.has_plan:
-        if outcome.interrupted:
-            raise KeyboardInterrupt
-        raise NoSolutionError(f"{outcome.backend} stopped ({outcome.termination.value}) after "
-                              f"{outcome.solve_seconds:.1f} s without finding any plan; "
-                              "raise the time limit (--time-limit)")
-    return outcome
-
-
-def _recheck(scenario: Scenario, outcome: Outcome, start: Decisions | None) -> Outcome:
-    """A backend's "infeasible" that the elastic model contradicts (nothing to relax): solve again with
-    the default backend (or another installed one) and return its plan, saying who said what.
-
-    CBC 2.10.3 has proved "infeasible" where funding nothing is a valid plan; a scenario the elastic
-    model finds feasible never exits 3."""
-    said = outcome.backend
-    others = [b for b in dict.fromkeys([DEFAULT_BACKEND, *available_backends()]) if b != said]
-    if not others:
-        raise BackendError(f"backend {said} reported scenario {scenario.name} infeasible, but the elastic model "
-                           "found nothing to relax, and no other backend is installed to re-check it; "
-                           f"install another backend (pip install highspy) and solve with it")
-    other = scenario.with_solver(backend=others[0])
-    again = solve_scenario(other, start=start)
-    if again.status == SolutionStatus.INFEASIBLE:
-        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule",
-                              [f"{said} and {others[0]} both report it infeasible, though the elastic "
-                               "model found nothing to relax (a solver tolerance at the edge of feasibility)"])
-    note = (f"{said} reported the scenario infeasible, but the elastic model found nothing to relax; "
-            f"re-solved with {others[0]}: {again.message}")
-    return dataclasses.replace(again, message=note)
+    return require_plan(solve_scenario(scenario, start=start), start)

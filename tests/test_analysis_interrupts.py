@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import solver.api
+import solver.pipeline.verdict
 from solver import load_scenario
 from solver.analyses.borderline import thresholds
 from solver.analyses.engine import clear_base_cache
@@ -66,7 +66,7 @@ def test_infeasible_thresholds_probes_run_no_elastic_solve(monkeypatch: pytest.M
         return real(*a, **kw)
 
     monkeypatch.setattr(module, "explain", counting)
-    monkeypatch.setattr(solver.api, "explain", counting)
+    monkeypatch.setattr(solver.pipeline.verdict, "explain", counting)
     tiny = load_scenario(TINY)
     a = thresholds(tiny, k=3, tolerance=0.05)
     probes = a.tables["probes"]

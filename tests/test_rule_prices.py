@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from solver import solve
-from solver.analyses.engine import Analysis, Task, plan_changes, project_system_map, run_task
+from solver.analyses.engine import Analysis, Task, plan_changes, run_task
 from solver.analyses.prices import relaxations, rule_prices
+from solver.pipeline.accounts import project_system
 from tests.bruteforce import brute_force
 from tests.test_ladder import env_key, tiny, tiny_brute
 
@@ -57,7 +58,7 @@ def test_prices_match_brute_force(prices: Analysis, family: str) -> None:
 def test_changes_are_the_plan_differences(prices: Analysis) -> None:
     sc = tiny()
     base = run_task(Task(sc, (), "base"))
-    psys = project_system_map(sc)
+    psys = project_system(sc)
     changes = prices.tables["changes"]
     rules = prices.tables["rules"].set_index("relaxed")
     for r in relaxations(sc)[0]:

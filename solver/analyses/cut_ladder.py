@@ -51,7 +51,6 @@ from solver.analyses.engine import (
     header,
     jsonable,
     merge,
-    project_system_map,
     raise_failures,
     refine,
     refine_log,
@@ -71,7 +70,7 @@ from solver.data.scenario import Scenario
 from solver.data.variants import CutEnvelope, ForceOut, ScaleEnvelope, apply
 from solver.errors import InputError
 from solver.mip.formulation import POTS
-from solver.pipeline.accounts import need_weight_of, option_value
+from solver.pipeline.accounts import need_weight_of, option_value, project_system
 from solver.pipeline.outcome import Outcome
 
 MONEY_EPS = 1e-9
@@ -175,7 +174,7 @@ def ladder(scenario: Scenario, levels: list[float] | None = None, *, start: floa
             with ctx.stage("nested ladder", max(0, len(lvls) - 1)):
                 nouts, exact, unrestricted = _nested(sc, lvls, tasks, outs, gaps if tighten else [], tl, log, ctx)
 
-    psys = project_system_map(sc)
+    psys = project_system(sc)
     tables = _tables(sc, lvls, outs, nouts, exact, unrestricted, psys)
     summary = header(sc, "ladder", {
         "kind": lvls[0].kind if lvls else None, "levels": [lv.value for lv in lvls],

@@ -33,13 +33,13 @@ from solver.backends import get_backend
 from solver.backends.result import SolutionStatus, Termination, relative_gap
 from solver.data.scenario import Scenario
 from solver.data.variants import Operation, apply
-from solver.errors import BackendError, InfeasibleError, NoSolutionError
+from solver.errors import BackendError
 from solver.mip.arrays import MILP
-from solver.mip.formulation import Formulation, project_systems
+from solver.mip.formulation import Formulation
 from solver.pipeline.core import solve_scenario
 from solver.pipeline.decisions import Decisions
-from solver.pipeline.explain import explain
 from solver.pipeline.outcome import Outcome
+from solver.pipeline.verdict import require_plan
 from solver.run.context import Context, Failed
 
 PROOF_RTOL = 1e-6
@@ -166,16 +166,9 @@ def base_solve(scenario: Scenario, context: Context | None = None) -> Outcome:
 
 
 def base_outcome(scenario: Scenario, context: Context | None = None) -> Outcome:
-    """``base_solve`` with a plan, or the error ``envelope solve`` gives: ``InfeasibleError`` with its
-    explanation, ``NoSolutionError`` when the solver stopped without a plan."""
-    out = base_solve(scenario, context)
-    if out.status == SolutionStatus.INFEASIBLE:
-        why = explain(scenario)    # the same statement `envelope solve` makes
-        raise InfeasibleError(f"scenario {scenario.name}: no plan satisfies every rule", why.lines())
-    if not out.has_plan:
-        raise NoSolutionError(f"scenario {scenario.name}: the solver stopped ({out.termination.value}) without any "
-                              "plan; raise the time limit (--time-limit)")
-    return out
+    """``base_solve`` with a plan, or the error ``envelope solve`` gives (``require_plan``: the same
+    explanation, the same re-check of a backend's doubtful "infeasible", the same messages)."""
+    return require_plan(base_solve(scenario, context))
 
 
 def clear_base_cache() -> None:
@@ -423,11 +416,6 @@ def refine_settings(scenario: Scenario, refine_gaps: Sequence[float] | None,
 # plans compared
 
 
-def project_system_map(scenario: Scenario) -> dict[str, str]:
-    """System of every project."""
-    return dict(zip(scenario.instance.projects["project_id"].astype(str), project_systems(scenario).astype(str)))
-
-
 def plan_changes(base: Outcome, other: Outcome, psys: dict[str, str]) -> list[dict[str, object]]:
     """Projects funded in ``other`` but not ``base`` (in), the reverse (out), and moved starts."""
     rows: list[dict[str, object]] = []
@@ -564,7 +552,7 @@ __all__ = [
     "DEFAULT_REFINE_GAPS", "PROOF_RTOL", "ZERO", "Analysis", "Band", "Comparison", "Context", "FailedOutcome", "Task",
     "allocation", "analysis_context", "base_outcome", "base_solve", "bound_of", "certain_ranks", "clear_base_cache",
     "compare", "solve_one",
-    "failed", "gap_of", "header", "jsonable", "merge", "plan_changes", "project_system_map", "proven",
+    "failed", "gap_of", "header", "jsonable", "merge", "plan_changes", "proven",
     "raise_failures", "refine", "refine_log", "refine_settings", "relabel", "run_task", "scenario_summary",
     "solve_many", "solve_record", "solver_summary", "spend", "tight", "tighter", "time_limited", "undetermined",
 ]

@@ -47,7 +47,6 @@ from solver.analyses.engine import (
     header,
     jsonable,
     plan_changes,
-    project_system_map,
     raise_failures,
     refine,
     refine_settings,
@@ -57,11 +56,10 @@ from solver.analyses.engine import (
 )
 from solver.data import variants
 from solver.data.scenario import Scenario
+from solver.pipeline.accounts import project_system
 from solver.pipeline.outcome import Outcome
 from solver.rules import price_relaxations
-
-UNLIMITED_GBPM = 1e6
-"""A local limit that never binds (£1tn a year), used to remove local capital and headroom limits."""
+from solver.rules.local_funding import UNLIMITED_GBPM
 
 
 @dataclass
@@ -113,7 +111,7 @@ def rule_prices(scenario: Scenario, *, workers: int = 1, tighten: bool = True,
         base = outs["base"]        # refined: the summary reads the same base plan as the rows
 
     ranks = certain_ranks(keys, outs)
-    psys = project_system_map(sc)
+    psys = project_system(sc)
     rows, crows = [], []
     for k, r in zip(keys, rel):
         o = outs[k]

@@ -40,7 +40,6 @@ from solver.analyses.engine import (
     header,
     jsonable,
     plan_changes,
-    project_system_map,
     raise_failures,
     refine,
     refine_settings,
@@ -56,6 +55,7 @@ from solver.data.variants import ShiftEnvelope
 from solver.errors import BackendError, InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import POTS, formulate
+from solver.pipeline.accounts import project_system
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
 
@@ -173,7 +173,7 @@ def value_of_money(scenario: Scenario, *, delta: float = 1.0, workers: int = 1, 
     lp_frame = lp_values(sc) if lp else None
     rank_plus = certain_ranks(plus, outs)
     rank_minus = certain_ranks(minus, outs)
-    psys = project_system_map(sc)
+    psys = project_system(sc)
     rows = []
     for (y, pot), kp, km in zip(keys, plus, minus):
         g = compare(outs[kp], outs["base"], nonnegative=monotone)

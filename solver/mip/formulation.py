@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 
 from solver.data.scenario import Scenario
+from solver.data.variants import POTS
 from solver.mip.arrays import MILP, ModelBuilder
 from solver.rules import FAMILIES
-from solver.rules.base import POTS, Build
+from solver.rules.base import Build
 
 __all__ = ["POTS", "Data", "Formulation", "discount_factors", "formulate", "need_weights", "prepare",
            "project_systems"]

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from solver.mip.arrays import ModelBuilder
     from solver.mip.formulation import Data
 
-POTS = ("capital", "revenue")
 MONEY_TOL = 1e-6
 """Money tolerance of the audit (£m): £1, a thousandth of the data's £k resolution, plus float noise
 (``MONEY_NOISE`` of the limit). Below half a £k at every accepted size (2e-6 £m at £1tn)."""

@@ -18,11 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from solver.data.scenario import Scenario
-from solver.data.variants import Override
+from solver.data.variants import POTS, Override
 from solver.mip.arrays import INF
 from solver.rules.base import (
     MONEY_TOL,
-    POTS,
     Audit,
     Build,
     Cheap,
