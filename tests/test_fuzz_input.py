@@ -264,6 +264,10 @@ def spec_of(info: FieldInfo) -> Spec:
         ann, *extra = get_args(ann)
         for e in extra:
             meta.extend(e.metadata if isinstance(e, FieldInfo) else [e])
+    if get_origin(ann) in (Union, types.UnionType):
+        # a discriminated union (the objective kinds): fuzz its first member, the default kind
+        first = get_args(ann)[0]
+        ann = get_args(first)[0] if get_origin(first) is Annotated else first
     c: dict[str, Any] = {}
     for m in meta:
         for name in ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern"):

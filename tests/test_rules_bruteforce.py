@@ -146,6 +146,6 @@ def test_objective_kind_defaults_to_benefit(base: Scenario) -> None:
 
 def test_unknown_objective_kind_and_keys_are_named(base: Scenario) -> None:
     with pytest.raises(InputError, match="key 'overrides.objective': unknown objective kind"):
-        base.with_overrides({"objective": {"kind": "roi"}})
+        base.with_overrides({"objective": {"kind": "utility"}})
     with pytest.raises(InputError, match="key 'overrides.objective.spend_weight': Input should be greater"):
         base.with_overrides({"objective": {"spend_weight": -1.0}})

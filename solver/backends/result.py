@@ -23,6 +23,7 @@ class Termination(StrEnum):
     INTERRUPTED = "interrupted"    # user interrupt (Ctrl-C)
     UNBOUNDED = "unbounded"
     ERROR = "error"
+    COMPLETED = "completed"        # a rule-based allocation ran to its end (no solver, nothing to prove)
 
 
 class SolutionStatus(StrEnum):
@@ -32,6 +33,7 @@ class SolutionStatus(StrEnum):
     FEASIBLE = "feasible"          # a feasible plan, optimality not proved (see gap)
     INFEASIBLE = "infeasible"      # proved: no plan exists
     NO_SOLUTION = "no_solution"    # stopped before any plan was found
+    HEURISTIC = "heuristic"        # a rule-based allocation's plan: audited, no bound claimed
     ERROR = "error"
 
 

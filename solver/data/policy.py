@@ -29,7 +29,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BenefitObjective(_Strict):
+class _Appraisal(_Strict):
+    """What every objective kind shares: the appraisal horizon and discount rate of benefits, savings and costs."""
+
+    horizon_years: int = Field(10, ge=1, le=60, description="appraisal horizon from the first envelope year")
+    discount_rate: float = Field(0.035, ge=0, lt=1, description="HM Treasury Green Book STPR default")
+
+    @property
+    def value_weight(self) -> float:
+        """Multiplier of every option's need-weighted benefit (``benefit_weight`` for ``benefit``, else 1)."""
+        return 1.0
+
+
+class BenefitObjective(_Appraisal):
     """Objective ``benefit`` (the default): need-weighted, discounted benefit over an appraisal
     horizon, less spend_weight per £m of national funding, less the fair-share and standardisation
     penalties. Built and recomputed by ``solver/rules/objective.py``."""
@@ -37,8 +49,11 @@ class BenefitObjective(_Strict):
     kind: Literal["benefit"] = "benefit"
     benefit_weight: float = Field(1.0, ge=0)
     spend_weight: float = Field(0.0, ge=0, description="points lost per £m of national funding")
-    horizon_years: int = Field(10, ge=1, le=60, description="appraisal horizon from the first envelope year")
-    discount_rate: float = Field(0.035, ge=0, lt=1, description="HM Treasury Green Book STPR default")
+
+    @property
+    def value_weight(self) -> float:
+        """``benefit_weight``."""
+        return self.benefit_weight
 
     @model_serializer(mode="wrap")
     def _without_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -49,10 +64,67 @@ class BenefitObjective(_Strict):
         return out
 
 
+CRITERIA = ("benefit", "roi", "min-share", "category-0", "category-1", "category-2", "category-3")
+"""What an objective can count (``solver/rules/objective.py`` defines each): ``benefit`` need-weighted
+discounted benefit; ``roi`` discounted net financial return; ``min-share`` the worst-off system's share
+of its need met; ``category-k`` the need-weighted benefit of projects at category-k organisations."""
+
+Criterion = Literal["benefit", "roi", "min-share", "category-0", "category-1", "category-2", "category-3"]
+
+
+class RoiObjective(_Appraisal):
+    """Objective ``roi``: maximise the discounted net financial return of the plan (savings less national and
+    local cost, less run costs and withdrawal costs, within the appraisal horizon), less the penalties."""
+
+    kind: Literal["roi"] = "roi"
+
+
+class MaxMinObjective(_Appraisal):
+    """Objective ``max-min``: maximise the worst-off system's share of its need met; then, keeping that share
+    within ``tolerance`` of its optimum, maximise total need-weighted benefit less the penalties."""
+
+    kind: Literal["max-min"] = "max-min"
+    tolerance: float = Field(0.0, ge=0, le=1, description="fraction of the worst-off share that may be given up")
+
+
+class LexicographicObjective(_Appraisal):
+    """Objective ``lexicographic``: maximise each criterion of ``tiers`` in turn, keeping every earlier tier
+    within ``tolerance`` of its optimum; the last tier carries the penalties."""
+
+    kind: Literal["lexicographic"] = "lexicographic"
+    tiers: list[Criterion] = Field(min_length=1, max_length=len(CRITERIA))
+    tolerance: float = Field(0.0, ge=0, le=1, description="fraction of each earlier tier's optimum that may be "
+                                                          "given up for the later tiers")
+
+    @field_validator("tiers")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("each criterion may appear once")
+        return v
+
+
+class WeightedObjective(_Appraisal):
+    """Objective ``weighted``: a linear combination of criteria, each divided by its scale when ``normalise``
+    (the most it could reach with unlimited money: a share of the attainable), less the penalties (divided
+    by the benefit scale when ``normalise``)."""
+
+    kind: Literal["weighted"] = "weighted"
+    weights: dict[Criterion, float] = Field(min_length=1)
+    normalise: bool = True
+
+    @field_validator("weights")
+    @classmethod
+    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+        if all(w == 0 for w in v.values()):
+            raise ValueError("at least one weight must be non-zero")
+        return v
+
+
 Objective = BenefitObjective
 """The default objective kind (the name every model had before objectives had kinds)."""
 
-OBJECTIVE_KINDS = ("benefit",)
+OBJECTIVE_KINDS = ("benefit", "roi", "max-min", "lexicographic", "weighted")
 """Every objective kind, in the order the union below lists them."""
 
 
@@ -65,12 +137,30 @@ def _objective_kind(value: Any) -> str:
 
 
 ObjectiveKind = Annotated[
-    Union[Annotated[BenefitObjective, Tag("benefit")]],  # noqa: UP007 (a union of one kind, for now)
+    Union[  # noqa: UP007
+        Annotated[BenefitObjective, Tag("benefit")],
+        Annotated[RoiObjective, Tag("roi")],
+        Annotated[MaxMinObjective, Tag("max-min")],
+        Annotated[LexicographicObjective, Tag("lexicographic")],
+        Annotated[WeightedObjective, Tag("weighted")],
+    ],
     Discriminator(_objective_kind, custom_error_type="objective_kind",
                   custom_error_message=f"unknown objective kind; choose one of: {', '.join(OBJECTIVE_KINDS)}"),
 ]
 """The policy's objective: a discriminated union on ``kind`` (default ``benefit``). A new kind is a
 class here with ``kind: Literal["<name>"]``, tagged into this union (see docs/rules.md)."""
+
+
+class Allocation(_Strict):
+    """How the plan is made: ``optimise`` (the MIP, with bound and gap) or a rule-based baseline (status
+    ``heuristic``, no bound): ``greedy`` funds projects down a ranking (``order``) at the earliest start
+    where every rule still holds; ``capitation`` gives each system its fair share of each year's pots
+    and funds its own projects down the ranking within it; ``equal-shares`` is the Method of Equal
+    Shares on the instance's ballots (participatory budgeting). See docs/policies.md."""
+
+    method: Literal["optimise", "greedy", "capitation", "equal-shares"] = "optimise"
+    order: Literal["value-per-cost", "value", "roi", "need"] = "value-per-cost"
+    min_benefit: float = Field(0.0, ge=0, description="projects with a lower benefit are never funded by a rule")
 
 
 class Need(_Strict):
@@ -169,6 +259,7 @@ class Policy(_Strict):
     mandatory: Toggle = Toggle()
     dependencies: Toggle = Toggle()
     alternatives: Toggle = Toggle()
+    allocation: Allocation = Allocation()
 
     @model_validator(mode="wrap")
     @classmethod

@@ -115,7 +115,7 @@ class Scenario:
         """A copy with policy parameters changed (deep-merged and validated like scenario overrides)."""
         _check_finite(overrides, Path(self.path), "overrides.")
         try:
-            policy = Policy.model_validate(_deep_merge(self.policy.model_dump(), overrides))
+            policy = Policy.model_validate(_merge_policy(self.policy.model_dump(), overrides))
         except ValidationError as exc:
             err = pydantic_error(Path(self.path), exc)
             err.rule = err.rule.replace("key '", "key 'overrides.", 1)
@@ -138,6 +138,16 @@ def builtin_models_dir() -> Path:
 def list_models() -> list[str]:
     """Names of the built-in policy models."""
     return sorted(p.stem for p in builtin_models_dir().glob("*.toml"))
+
+
+def _merge_policy(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A policy document with overrides deep-merged, except that an ``[objective]`` override naming another
+    ``kind`` replaces the objective table (one kind's keys mean nothing to another)."""
+    objective = over.get("objective")
+    if isinstance(objective, dict) and isinstance(base.get("objective"), dict) and \
+            objective.get("kind", "benefit") != base["objective"].get("kind", "benefit"):
+        base = {**base, "objective": {}}
+    return _deep_merge(base, over)
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +199,7 @@ def load_policy(ref: str, base_dir: Path, overrides: dict[str, Any] | None = Non
     if overrides:
         try:
             with _not_too_deep(source or path):
-                return Policy.model_validate(_deep_merge(data, overrides), strict=True), path
+                return Policy.model_validate(_merge_policy(data, overrides), strict=True), path
         except ValidationError as exc:
             err = pydantic_error(source or path, exc)
             err.rule = err.rule.replace("key '", "key 'overrides.", 1)

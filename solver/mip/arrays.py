@@ -23,6 +23,16 @@ import scipy.sparse as sp
 INF = float("inf")
 
 
+@dataclass(frozen=True)
+class Stage:
+    """An earlier tier of a lexicographic objective: maximise ``c @ x`` first, then keep it within
+    ``tolerance`` (a fraction of its optimum) while the later tiers are optimised."""
+
+    name: str
+    c: np.ndarray
+    tolerance: float = 0.0
+
+
 @dataclass
 class MILP:
     """A maximisation MILP in row-bounded form; see module docstring."""
@@ -40,6 +50,8 @@ class MILP:
     col_kind: np.ndarray
     offset: float = 0.0
     families: list[str] = field(default_factory=list)
+    stages: tuple[Stage, ...] = ()
+    """Earlier tiers, solved in order before ``c`` (``solver.pipeline.core``); empty for one objective."""
 
     @property
     def n_cols(self) -> int:
@@ -131,6 +143,7 @@ class MILP:
             col_kind=np.concatenate([self.col_kind, np.array([family] * n_new, dtype=object)]),
             offset=offset,
             families=list(self.families) + ([family] if rows else []),
+            stages=tuple(Stage(st.name, np.concatenate([st.c, np.zeros(n_new)]), st.tolerance) for st in self.stages),
         )
 
 
@@ -158,6 +171,7 @@ class ModelBuilder:
         self._row_family: list[str] = []
         self._n_rows = 0
         self.offset = 0.0
+        self.stages: list[Stage] = []
 
     @property
     def n_cols(self) -> int:
@@ -247,4 +261,6 @@ class ModelBuilder:
             col_kind=np.asarray(self._col_kind, dtype=object),
             offset=self.offset,
             families=families,
+            stages=tuple(Stage(st.name, np.concatenate([st.c, np.zeros(self._n_cols - st.c.shape[0])]), st.tolerance)
+                         for st in self.stages),
         )

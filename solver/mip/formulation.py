@@ -14,7 +14,8 @@ Notation (all money in £m):
 - National draw :math:`D_{o,t} = (1-m_p)(K_{p,t-s} + R_{p,t-s})`; access fee :math:`\phi D_{o,t}`.
 
 The objective is set by the objective family (``solver/rules/objective.py``); ``prepare`` computes
-each option's discounted need-weighted benefit (``Data.o_value``) that the ``benefit`` kind uses.
+each option's discounted need-weighted benefit (``Data.o_value``) and discounted live years
+(``Data.o_live``) that its criteria use.
 
 Each family's ``define`` states its rows in its docstring. The formulation never reads files: it takes a resolved
 ``Scenario`` and returns a ``Formulation`` (the ``MILP`` plus the maps back to the domain).
@@ -63,7 +64,11 @@ class Data:
     loc_cap: np.ndarray
     loc_rev: np.ndarray
     run: np.ndarray          # (o, t) run cost in envelope years
-    o_value: np.ndarray      # discounted need-weighted benefit per option
+    o_value: np.ndarray      # discounted need-weighted benefit per option (× the objective's value weight)
+    o_live: np.ndarray       # discounted live years of each option within the appraisal horizon
+    t_discount: np.ndarray   # (t,) discount factor of each envelope year, 0 beyond the horizon
+    p_category: np.ndarray   # category of the project's organisation, -1 for a system-wide project
+    p_savings: np.ndarray    # cash-releasing savings per year once live (£m)
     budget: np.ndarray       # (2, t): capital, revenue
     local_capital: np.ndarray
     headroom: np.ndarray
@@ -157,7 +162,11 @@ def prepare(scenario: Scenario) -> Data:
     years_value = (live * dvec[None, :]).sum(axis=1)
     w = need_weights(scenario).to_numpy()
     benefit = pr["benefit"].to_numpy(dtype=float)
-    o_value = pol.objective.benefit_weight * w[o_project] * benefit[o_project] * years_value
+    o_value = pol.objective.value_weight * w[o_project] * benefit[o_project] * years_value
+    t_discount = np.array([disc.get(int(y), 0.0) for y in years])
+    org_cat = inst.organisations.set_index("org_id")["category"]
+    p_category = pr["org_id"].map(org_cat).fillna(-1).to_numpy(dtype=int)
+    p_savings = (pr["savings"].to_numpy(dtype=float) if "savings" in pr.columns else np.zeros(nP))
 
     env = scenario.envelope.set_index("year").loc[years]
     wp = systems["weighted_population"].to_numpy(dtype=float)
@@ -190,6 +199,10 @@ def prepare(scenario: Scenario) -> Data:
         loc_rev=m * rev,
         run=run,
         o_value=o_value,
+        o_live=years_value,
+        t_discount=t_discount,
+        p_category=p_category,
+        p_savings=p_savings,
         budget=np.vstack([env["capital"].to_numpy(dtype=float), env["revenue"].to_numpy(dtype=float)]),
         local_capital=systems["local_capital"].to_numpy(dtype=float),
         headroom=systems["revenue_headroom"].to_numpy(dtype=float),

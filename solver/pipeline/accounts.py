@@ -41,6 +41,8 @@ class Project:
     group: str
     profile: dict[int, tuple[float, float]]   # year_offset -> (capital, revenue)
     need_weight: float
+    category: int | None = None               # its organisation's category (None: system-wide)
+    savings: float = 0.0                      # cash-releasing savings per year once live
 
 
 @dataclass
@@ -104,6 +106,9 @@ def view(scenario: Scenario) -> View:
     projects = {}
     cols = ["project_id", "org_id", "platform", "benefit", "earliest_start", "latest_start", "duration_years",
             "run_cost", "match_share", "mandatory", "committed_start", "withdrawal_cost", "group"]
+    category = {o: int(c) for o, c in zip(inst.organisations["org_id"], inst.organisations["category"])}
+    savings = dict(zip(inst.projects["project_id"], inst.projects["savings"].astype(float))) \
+        if "savings" in inst.projects.columns else {}
     for p, o, plat, b, e, l_, d, run, m, mand, c, w, g in inst.projects[cols].itertuples(index=False):
         projects[p] = Project(
             id=p, system=psys[p], org=o if isinstance(o, str) else None,
@@ -111,6 +116,7 @@ def view(scenario: Scenario) -> View:
             duration=int(d), run_cost=float(run), match=float(m), mandatory=bool(mand),
             committed=int(c) if c == c else None, withdrawal_cost=float(w), group=g if isinstance(g, str) else "",
             profile=profile.get(p, {}), need_weight=weights[p],
+            category=category.get(o) if isinstance(o, str) else None, savings=savings.get(p, 0.0),
         )
     env = {}
     for y, c, r in scenario.envelope[["year", "capital", "revenue"]].itertuples(index=False):
@@ -139,8 +145,8 @@ def view(scenario: Scenario) -> View:
     )
 
 
-def option_value(scenario: Scenario, weight: float, benefit: float, start: int, duration: int) -> float:
-    """Discounted, need-weighted benefit of a project started in ``start`` over the horizon."""
+def live_years(scenario: Scenario, start: int, duration: int) -> float:
+    """Discounted years a project started in ``start`` is live within the appraisal horizon."""
     obj = scenario.policy.objective
     t0 = scenario.instance.years[0]
     golive = start + duration
@@ -148,7 +154,13 @@ def option_value(scenario: Scenario, weight: float, benefit: float, start: int, 
     for k in range(obj.horizon_years):
         if t0 + k >= golive:
             total += (1.0 + obj.discount_rate) ** -k
-    return obj.benefit_weight * weight * benefit * total
+    return total
+
+
+def option_value(scenario: Scenario, weight: float, benefit: float, start: int, duration: int) -> float:
+    """Discounted, need-weighted benefit of a project started in ``start`` over the horizon (× the
+    objective's value weight)."""
+    return scenario.policy.objective.value_weight * weight * benefit * live_years(scenario, start, duration)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from solver.errors import AuditError, BackendError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, formulate
 from solver.pipeline.audit import OBJ_RTOL, AuditReport, audit
+from solver.pipeline.baselines import allocate
 from solver.pipeline.decisions import Decisions
 from solver.pipeline.encoding import decode, encode
 from solver.pipeline.greedy import greedy_start
@@ -93,10 +94,21 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     tables); ``start`` is a warm start (e.g. a neighbouring scenario's plan).
     """
     t_begin = time.perf_counter()
+    if scenario.policy.allocation.method != "optimise":
+        return allocate(scenario, form, label=label)
     engine = get_backend(scenario.backend)
     built_before = form.build_seconds if form is not None else 0.0
     form = form if form is not None else formulate(scenario)
     model = extend(form) if extend is not None else form.model
+    tiers: list[dict[str, object]] = []
+    if model.stages:
+        model, tiers, stopped = _tiers(model, engine, scenario.solve_options(), t_begin, built_before)
+        if stopped is not None:
+            return Outcome(scenario=scenario, status=SolutionStatus.NO_SOLUTION, termination=stopped.termination,
+                           backend=stopped.backend, solver_version=stopped.solver_version,
+                           build_seconds=form.build_seconds, solve_seconds=stopped.solve_seconds,
+                           model_size=model.size(), message=f"tier {len(tiers) + 1}: {stopped.message}",
+                           label=label, tiers=tiers)
     refusal = engine.refusal(model)
     if refusal is not None:
         raise BackendError(f"backend {engine.name} cannot solve this model exactly: {refusal}")
@@ -114,11 +126,12 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     result = engine.solve(model, given if spent > 0.01 * options.time_limit else options, start=x0)
     if result.status == SolutionStatus.NO_SOLUTION:
         result = _fall_back(model, form, result, greedy)
+    tier_seconds = sum(float(t["seconds"]) for t in tiers)  # type: ignore[arg-type]
     common = dict(scenario=scenario, termination=result.termination, backend=result.backend,
                   solver_version=result.solver_version, build_seconds=form.build_seconds,
-                  solve_seconds=result.solve_seconds, model_size=model.size(),
+                  solve_seconds=result.solve_seconds + tier_seconds, model_size=model.size(),
                   options={**result.options, "time_limit": options.time_limit},   # as asked, not as left
-                  message=result.message, label=label)
+                  message=result.message, label=label, tiers=tiers)
     if result.status == SolutionStatus.ERROR:
         raise BackendError(f"backend {result.backend} failed: {result.message}")
     if not result.has_solution or result.x is None:
@@ -165,10 +178,69 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
         gap = relative_gap(best.objective, bound)
     if len(attempts) > 1:
         message += f" ({_story(engine.name, model, attempts, best)})"
-    common.update(termination=res.termination, solve_seconds=sum(a.result.solve_seconds for a in attempts),
+    if tiers:
+        short = _check_tiers(tiers, best.report.penalties)
+        if short:
+            raise AuditError(short)
+        unproved = [str(t["criterion"]) for t in tiers if not t["proved"]]
+        if unproved and status == SolutionStatus.OPTIMAL:
+            status = SolutionStatus.FEASIBLE
+            message += f" (earlier tier(s) {', '.join(unproved)} not proved optimal: the plan is optimal for the " \
+                       "tiers as kept, not proved lexicographically optimal)"
+    common.update(termination=res.termination,
+                  solve_seconds=sum(a.result.solve_seconds for a in attempts) + tier_seconds,
                   options={**res.options, "time_limit": options.time_limit}, message=message)
     return Outcome(status=status, objective=best.report.objective, bound=bound, gap=gap,
                    model_objective=res.objective, decisions=best.decisions, audit=best.report, **common)
+
+
+#: Relative allowance under a tier's optimum for the solver's own feasibility tolerance (a tier kept "exactly").
+TIER_SLACK = 1e-6
+
+
+def _tiers(model: MILP, engine: Backend, options: SolveOptions, t_begin: float,
+           built_before: float) -> tuple[MILP, list[dict[str, object]], SolveResult | None]:
+    """Solve a lexicographic objective's earlier tiers (``MILP.stages``) in turn, each within its share
+    of the time limit, and return the last tier's model with every earlier tier kept at its floor
+    (optimum less ``tolerance`` of it, less ``TIER_SLACK``), what each tier reached, and the result
+    that stopped the tiers without a plan (interrupted, time limit), if one did. A tier proved
+    infeasible ends the tiers: the last solve then reports it, as for any infeasible model."""
+    current = dataclasses.replace(model, stages=())
+    info: list[dict[str, object]] = []
+    for k, st in enumerate(model.stages):
+        left = options.time_limit - (time.perf_counter() - t_begin + built_before)
+        share = max(MIN_SOLVE_SECONDS, left / (len(model.stages) - k + 1))
+        res = engine.solve(dataclasses.replace(current, c=st.c, offset=0.0),
+                           dataclasses.replace(options, time_limit=share))
+        if res.status == SolutionStatus.ERROR:
+            raise BackendError(f"backend {res.backend} failed on tier {st.name}: {res.message}")
+        if res.status == SolutionStatus.INFEASIBLE:
+            break
+        if not res.has_solution or res.x is None:
+            return current, info, res
+        x = np.array(res.x, dtype=float)
+        x[current.integrality] = np.round(x[current.integrality])
+        z = float(st.c @ x)
+        floor = z - max(st.tolerance * abs(z), TIER_SLACK * max(1.0, abs(z)))
+        cols = np.flatnonzero(st.c)
+        current = current.extended(rows=[(f"tier[{st.name}]", cols, st.c[cols], floor, math.inf)], family="tier")
+        info.append({"criterion": st.name, "optimum": z, "bound": res.bound, "floor": floor,
+                     "proved": res.status == SolutionStatus.OPTIMAL, "tolerance": st.tolerance,
+                     "seconds": res.solve_seconds})
+    return current, info, None
+
+
+def _check_tiers(tiers: list[dict[str, object]], terms: dict[str, float]) -> list[str]:
+    """Each earlier tier's floor against the plan's value of it recomputed by the audit; records it."""
+    out = []
+    for t in tiers:
+        name, floor = str(t["criterion"]), float(t["floor"])  # type: ignore[arg-type]
+        achieved = terms[name]
+        t["achieved"] = achieved
+        if achieved < floor - 1e-6 * max(1.0, abs(floor)):
+            out.append(f"tier {name}: the plan reaches {achieved:.6f}, below the floor {floor:.6f} kept from "
+                       f"its optimum {float(t['optimum']):.6f}")  # type: ignore[arg-type]
+    return out
 
 
 def _fall_back(model: MILP, form: Formulation, result: SolveResult, greedy: np.ndarray | None) -> SolveResult:

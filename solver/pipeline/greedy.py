@@ -12,6 +12,8 @@ resort when the solver stops without one; like every plan, it is decoded and aud
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from solver.mip.arrays import MILP
@@ -22,12 +24,16 @@ to the least value that makes their row hold."""
 TOL = 1e-9
 
 
-def greedy_start(model: MILP, options: np.ndarray) -> np.ndarray | None:
+def greedy_start(model: MILP, options: np.ndarray, order: np.ndarray | None = None,
+                 soft: np.ndarray | None = None) -> np.ndarray | None:
     """A point satisfying every row and bound of ``model``, built greedily, or None.
 
     ``options`` are the columns of the start-year options (``Formulation.x``). Other integer
     columns (platform flags, withdrawals) are switched on only when an option needs them;
-    continuous columns other than penalised slacks stay at their lower bound.
+    continuous columns other than penalised slacks stay at their lower bound. ``order`` replaces
+    the value-per-use ranking of step 2 by the given option columns, all tried in that order
+    (a rule-based allocation). ``soft`` marks rows that what must be funded (step 1) may exceed:
+    they bind only the options added after it, and the point is checked against the other rows.
     """
     A = model.A.tocsc()
     n = model.n_cols
@@ -40,6 +46,9 @@ def greedy_start(model: MILP, options: np.ndarray) -> np.ndarray | None:
     for k in slack:
         free_rows[A.indices[A.indptr[k]:A.indptr[k + 1]]] = True
     hi = np.where(free_rows, np.inf, model.row_hi)
+    soft = np.zeros(model.n_rows, dtype=bool) if soft is None else soft
+    hard_hi = hi
+    hi = np.where(soft, np.inf, hard_hi)
 
     def column(j: int) -> tuple[np.ndarray, np.ndarray]:
         return A.indices[A.indptr[j]:A.indptr[j + 1]], A.data[A.indptr[j]:A.indptr[j + 1]]
@@ -100,11 +109,14 @@ def greedy_start(model: MILP, options: np.ndarray) -> np.ndarray | None:
         members.sort(key=lambda c: (c not in option_set, -model.c[c]))
         if not any(add(c) for c in members):
             return None
-    # 2. the best options by value per unit of what they use, while every row holds
-    value = model.c[options]
-    use = np.asarray(abs(A[:, options]).sum(axis=0)).ravel()
-    order = options[np.argsort(-(value / (1.0 + use)), kind="stable")]
-    for j in order[model.c[order] > 0]:
+    # 2. the best options by value per unit of what they use (or in the given order), while every row holds
+    hi[:] = hard_hi
+    if order is None:
+        value = model.c[options]
+        use = np.asarray(abs(A[:, options]).sum(axis=0)).ravel()
+        order = options[np.argsort(-(value / (1.0 + use)), kind="stable")]
+        order = order[model.c[order] > 0]
+    for j in order:
         add(int(j))
     # 3. penalised slacks: in each of their rows, the least amount that brings the row into bounds
     for r in np.flatnonzero(free_rows):
@@ -126,4 +138,7 @@ def greedy_start(model: MILP, options: np.ndarray) -> np.ndarray | None:
                 break
         if abs(short) > TOL:
             return None
+    if soft.any():
+        return x if dataclasses.replace(model, row_hi=np.where(soft, np.inf, model.row_hi)).max_violation(x) <= 1e-7 \
+            else None
     return x if model.max_violation(x) <= 1e-7 else None

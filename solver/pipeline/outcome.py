@@ -16,6 +16,9 @@ from solver.pipeline.accounts import Accounts
 from solver.pipeline.audit import AuditReport
 from solver.pipeline.decisions import Decisions
 
+PLAN_STATUSES = (SolutionStatus.OPTIMAL, SolutionStatus.FEASIBLE, SolutionStatus.HEURISTIC)
+"""Statuses of an outcome that holds an audited plan."""
+
 
 @dataclass
 class Outcome:
@@ -44,11 +47,15 @@ class Outcome:
     options: dict[str, object] = field(default_factory=dict)
     message: str = ""
     label: str = ""
+    tiers: list[dict[str, object]] = field(default_factory=list)
+    """Earlier tiers of a lexicographic objective, in order: criterion, optimum (the value the tier's own solve
+    reached), proved (whether that was proved optimal within the gap), floor (what the next tiers had to keep)
+    and achieved (the plan's value, recomputed by the audit)."""
 
     @property
     def has_plan(self) -> bool:
         """True when a plan was found (optimal or feasible) and passed the audit."""
-        return self.decisions is not None and self.status in (SolutionStatus.OPTIMAL, SolutionStatus.FEASIBLE)
+        return self.decisions is not None and self.status in PLAN_STATUSES
 
     @property
     def interrupted(self) -> bool:
