@@ -81,6 +81,7 @@ STREAM = {
     "extension": 9,
     "reprocurement": 10,
     "reprocurement_options": 11,
+    "savings": 12,
 }
 
 FAX_MANDATORY_SHARE = 0.27  # share of trusts with a mandatory fax replacement
@@ -256,6 +257,7 @@ class Project:
     committed_start: int | None = None
     withdrawal_cost: float = 0.0
     group: str = ""
+    savings: float = 0.0
     requires: list[tuple[str, int]] = field(default_factory=list)
     new_platform: bool = False  # an EPR option on a platform not yet used in the ICB (not written)
 
@@ -865,6 +867,32 @@ def gen_shared_care_record(systems: dict[str, System], orgs: list[Org]) -> list[
 # ----------------------------------------------------------------------------------------------
 
 
+#: Cash-releasing savings a year once live, as a share of the project's total cost: U(lo, hi) by kind.
+SAVINGS_RATE = {
+    "epr_procurement": (0.06, 0.12),
+    "epr_optimisation": (0.05, 0.10),
+    "cyber": (0.0, 0.0),
+    "digitisation": (0.10, 0.20),
+    "fax_replacement": (0.15, 0.30),
+    "shared_care_record": (0.03, 0.08),
+}
+
+
+def set_savings(projects: list[Project]) -> None:
+    """savings (£m a year once live, cash-releasing; used by the ROI objective and the greedy-by-ROI rule) =
+    total cost x U(lo, hi) by kind: EPR procurement 6-12%, EPR optimisation/extension 5-10%, cyber 0
+    (cost avoided is not cash released), digitisation 10-20% (records storage and retrieval), fax
+    replacement 15-30% (lines and paper), shared care record 3-8%. SYNTHETIC: orders of magnitude chosen
+    so that most digital projects pay back within the 10-year appraisal horizon only partly (net return
+    near zero or negative before benefits that are not cash), as NHS digital business cases usually
+    report; no published per-project figures exist. Drawn from their own random stream, in project_id
+    order, so the other columns are unchanged."""
+    rng = rng_for("savings")
+    for p in sorted(projects, key=lambda q: q.project_id):
+        lo, hi = SAVINGS_RATE[p.kind]
+        p.savings = money(p.total_cost * rng.uniform(lo, hi)) if hi > 0 else 0.0
+
+
 def envelope() -> dict[int, tuple[float, float]]:
     """(capital, revenue) per year: ENVELOPE_TOTAL split CAPITAL_SHARE / rest."""
     return {y: (money(t * CAPITAL_SHARE), money(t * (1 - CAPITAL_SHARE))) for y, t in ENVELOPE_TOTAL.items()}
@@ -1140,6 +1168,7 @@ def write_tables(systems: dict[str, System], orgs: list[Org], projects: list[Pro
             "latest_start",
             "duration_years",
             "run_cost",
+            "savings",
             "match_share",
             "mandatory",
             "committed_start",
@@ -1159,6 +1188,7 @@ def write_tables(systems: dict[str, System], orgs: list[Org], projects: list[Pro
                 p.latest_start,
                 p.duration_years,
                 p.run_cost,
+                p.savings,
                 p.match_share,
                 p.mandatory,
                 p.committed_start,
@@ -1428,12 +1458,16 @@ def write_readme(cal: list[str]) -> None:
         "system-wide shared care records), system_id, name, kind, platform (EPR procurement and",
         "optimisation only), benefit (points a year once live; about £m-equivalent of yearly value,",
         "financial or not), earliest_start / latest_start, duration_years (start to go-live; benefit and",
-        "run_cost start at start + duration_years), run_cost (£m a year after go-live), match_share",
+        "run_cost start at start + duration_years), run_cost (£m a year after go-live), savings (£m a year",
+        "of cash-releasing savings after go-live; see below), match_share",
         "(share of each year's cost matched locally), mandatory, committed_start, withdrawal_cost, group.",
         "`costs.csv` holds the capital and revenue per year_offset (0 = start year); every profile fits",
         f"{FIRST}-{LAST} from latest_start. Money is rounded to £1k; phasing weights are jittered by +-15%.",
         "U(a, b) is a uniform draw, LN(0, s) a lognormal factor with median 1, clip(x, lo, hi) bounds x.",
         "",
+        "#### Savings (all kinds)",
+        "",
+        *_doc(set_savings),
         "#### EPR (re)procurement — kind `epr_procurement`, group `EPR-<org>`",
         "",
         *_doc(gen_epr_procurement),
@@ -1534,6 +1568,7 @@ def main() -> None:
         + gen_shared_care_record(systems, orgs)
     )
     choose_committed(projects, systems, {o.org_id: o for o in orgs})
+    set_savings(projects)
     check(systems, orgs, projects)
     cal = calibration(systems, orgs, projects)
     print("\n".join(cal))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from solver.data.policy import Policy
 from solver.data.scenario import Scenario
 from solver.errors import InputError
 
@@ -208,6 +209,25 @@ class Override:
 
 
 @dataclass(frozen=True)
+class SetPolicy:
+    """Another policy model for the scenario (``envelope compare``), held as canonical JSON so the
+    operation stays hashable: build it with ``SetPolicy.of(policy, path)``."""
+
+    json: str
+    path: str = ""
+
+    @staticmethod
+    def of(policy: Policy, path: str = "") -> SetPolicy:
+        """The operation for a validated policy (and the file it came from, for reports)."""
+        return SetPolicy(json.dumps(policy.model_dump(mode="json"), sort_keys=True), path)
+
+    def apply(self, scenario: Scenario) -> Scenario:
+        """The scenario under this policy (its overrides are not carried over: the model is taken whole)."""
+        policy = Policy.model_validate(json.loads(self.json))
+        return dataclasses.replace(scenario, policy=policy, model_path=self.path or scenario.model_path)
+
+
+@dataclass(frozen=True)
 class SetSystems:
     """Set one systems-table column (``local_capital`` or ``revenue_headroom``) to ``value`` £m for
     every system — e.g. a local limit that never binds."""
@@ -253,7 +273,7 @@ class Sample:
 
 
 Operation = (ScaleEnvelope | CutEnvelope | ShiftEnvelope | ScaleCost | ScaleBenefit | ForceIn | ForceOut | Override
-             | SetSystems | Sample)
+             | SetPolicy | SetSystems | Sample)
 
 
 def apply(scenario: Scenario, ops: Iterable[Operation], label: str | None = None) -> Scenario:

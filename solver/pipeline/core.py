@@ -102,7 +102,7 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     model = extend(form) if extend is not None else form.model
     tiers: list[dict[str, object]] = []
     if model.stages:
-        model, tiers, stopped = _tiers(model, engine, scenario.solve_options(), t_begin, built_before)
+        model, tiers, stopped, tier_x = _tiers(model, engine, scenario.solve_options(), t_begin, built_before)
         if stopped is not None:
             return Outcome(scenario=scenario, status=SolutionStatus.NO_SOLUTION, termination=stopped.termination,
                            backend=stopped.backend, solver_version=stopped.solver_version,
@@ -113,7 +113,9 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     if refusal is not None:
         raise BackendError(f"backend {engine.name} cannot solve this model exactly: {refusal}")
     x0, greedy = None, None
-    if start is not None and engine.capabilities.mip_start:
+    if tiers and engine.capabilities.mip_start and tier_x is not None:
+        x0 = tier_x                                  # the last tier's plan keeps every floor
+    elif start is not None and engine.capabilities.mip_start:
         x0 = np.zeros(model.n_cols)
         x0[:form.model.n_cols] = encode(form, start)
     elif engine.capabilities.mip_start and model.n_integer >= GREEDY_START_MIN:
@@ -196,38 +198,55 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
 
 #: Relative allowance under a tier's optimum for the solver's own feasibility tolerance (a tier kept "exactly").
 TIER_SLACK = 1e-6
+# A tier's floor: its proved bound less the tolerance (``_kept``), which keeps the tier within the tolerance
+# of its true optimum — "proved" — whenever the tier's plan reaches it; otherwise the plan's own value less
+# the tolerance and ``TIER_SLACK`` (proved only when that plan was proved optimal with no tolerance).
 
 
-def _tiers(model: MILP, engine: Backend, options: SolveOptions, t_begin: float,
-           built_before: float) -> tuple[MILP, list[dict[str, object]], SolveResult | None]:
+def _tiers(model: MILP, engine: Backend, options: SolveOptions, t_begin: float, built_before: float
+           ) -> tuple[MILP, list[dict[str, object]], SolveResult | None, np.ndarray | None]:
     """Solve a lexicographic objective's earlier tiers (``MILP.stages``) in turn, each within its share
-    of the time limit, and return the last tier's model with every earlier tier kept at its floor
-    (optimum less ``tolerance`` of it, less ``TIER_SLACK``), what each tier reached, and the result
-    that stopped the tiers without a plan (interrupted, time limit), if one did. A tier proved
-    infeasible ends the tiers: the last solve then reports it, as for any infeasible model."""
+    of the time limit and proved within half its tolerance, and return the last tier's model with every
+    earlier tier kept at its floor, what each tier reached, and the result
+    that stopped the tiers without a plan (interrupted, time limit), if one did, and the last tier's
+    point (it keeps every floor, so it starts the next solve). A tier proved infeasible ends the tiers:
+    the last solve then reports it, as for any infeasible model."""
     current = dataclasses.replace(model, stages=())
     info: list[dict[str, object]] = []
+    x: np.ndarray | None = None
     for k, st in enumerate(model.stages):
         left = options.time_limit - (time.perf_counter() - t_begin + built_before)
         share = max(MIN_SOLVE_SECONDS, left / (len(model.stages) - k + 1))
+        gap = max(float(options.mip_gap), st.tolerance / 2)     # a tier need only be proved within its tolerance
         res = engine.solve(dataclasses.replace(current, c=st.c, offset=0.0),
-                           dataclasses.replace(options, time_limit=share))
+                           dataclasses.replace(options, time_limit=share, mip_gap=gap),
+                           start=x if engine.capabilities.mip_start else None)
         if res.status == SolutionStatus.ERROR:
             raise BackendError(f"backend {res.backend} failed on tier {st.name}: {res.message}")
         if res.status == SolutionStatus.INFEASIBLE:
             break
         if not res.has_solution or res.x is None:
-            return current, info, res
+            return current, info, res, None
         x = np.array(res.x, dtype=float)
         x[current.integrality] = np.round(x[current.integrality])
         z = float(st.c @ x)
-        floor = z - max(st.tolerance * abs(z), TIER_SLACK * max(1.0, abs(z)))
+        slack = TIER_SLACK * max(1.0, abs(z))
+        kept = _kept(res.bound, st.tolerance) if res.bound is not None and math.isfinite(res.bound) else math.inf
+        proved = kept <= z - slack
+        floor = kept if proved else _kept(z, st.tolerance) - slack
+        proved = proved or (res.status == SolutionStatus.OPTIMAL and st.tolerance == 0)
         cols = np.flatnonzero(st.c)
         current = current.extended(rows=[(f"tier[{st.name}]", cols, st.c[cols], floor, math.inf)], family="tier")
         info.append({"criterion": st.name, "optimum": z, "bound": res.bound, "floor": floor,
-                     "proved": res.status == SolutionStatus.OPTIMAL, "tolerance": st.tolerance,
-                     "seconds": res.solve_seconds})
-    return current, info, None
+                     "proved": proved, "tolerance": st.tolerance, "seconds": res.solve_seconds})
+        x = np.concatenate([x, np.zeros(current.n_cols - x.shape[0])])
+    return current, info, None, x
+
+
+def _kept(value: float, tolerance: float) -> float:
+    """``value`` less ``tolerance`` of its size: increasing in ``value``, so the floor kept from a proved
+    bound is at least what the same tolerance keeps of the tier's true optimum."""
+    return value - tolerance * abs(value)
 
 
 def _check_tiers(tiers: list[dict[str, object]], terms: dict[str, float]) -> list[str]:

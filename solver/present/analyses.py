@@ -423,3 +423,51 @@ def render_thresholds(analysis: Analysis) -> str:
                   "funded). The factor is the first probed one at which the change is proved; 'still' gives the "
                   "last at which it is proved not to happen."]
     return "\n".join(lines)
+
+
+def render_compare(analysis: Analysis) -> str:
+    """The metrics table of a policy comparison, one block per scenario: each policy's status, what it
+    is worth against the reference (need-first), its price, and the fairness and coverage figures."""
+    t = analysis.tables["metrics"]
+    s = analysis.summary
+    ref = str(s.get("parameters", {}).get("reference", "need-first")) if isinstance(s.get("parameters"), dict) \
+        else "need-first"
+    cols = [("policy", "policy", "{}"), ("status", "status", "{}"),
+            ("pct_of_need_first", f"% {ref}", "{:.1f}"), ("benefit_given_up", "benefit lost", "{:,.1f}"),
+            ("cat01_share", "cat 0/1 £", "{:.0%}"), ("cat01_money_change", "cat 0/1 Δ£m", "{:+,.1f}"),
+            ("gini", "Gini", "{:.3f}"), ("theil", "Theil", "{:.3f}"),
+            ("systems_below_50pct", "<50% FS", "{:.0f}"), ("systems_below_90pct", "<90% FS", "{:.0f}"),
+            ("cat01_trusts_with_nothing", "cat0/1 none", "{:.0f}"), ("platforms_introduced", "new plat", "{:.0f}"),
+            ("unspent_total", "unspent £m", "{:,.1f}"), ("solve_seconds", "secs", "{:.1f}"), ("gap", "gap", "{:.2%}")]
+    if "votes_for_funded" in t.columns:
+        cols += [("votes_for_funded", "votes", "{:,.0f}"), ("voters_satisfied", "voters sat.", "{:.1%}"),
+                 ("cost_utilised", "budget used", "{:.1%}")]
+    cols = [c for c in cols if c[0] in t.columns]
+    out: list[str] = []
+    for scenario, block in t.groupby("scenario", sort=False):
+        out.append(f"Scenario {_s(scenario)}: {len(block)} policies (price against {_s(ref)})")
+        cells = [[h for _, h, _ in cols]]
+        for _, r in block.iterrows():
+            row = []
+            for key, _, f in cols:
+                v = r.get(key)
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    row.append("-")
+                else:
+                    row.append(_s(f.format(v)) if not isinstance(v, str) else _s(v))
+            cells.append(row)
+        widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+        for k, row in enumerate(cells):
+            out.append("  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                        for i, (c, w) in enumerate(zip(row, widths))))
+            if k == 0:
+                out.append("  " + "  ".join("-" * w for w in widths))
+        for _, r in block.iterrows():
+            if r.get("status") not in ("optimal", "feasible", "heuristic"):
+                out.append(f"  {_s(r['policy'])}: no plan — {_s(r.get('message', ''))}")
+        out.append("")
+    out.append(f"% {ref}: the plan's need-weighted benefit ({ref} weights) against {ref}'s optimum; "
+               "benefit lost: the same in points; cat 0/1: national money to category 0/1 trusts (share, and change "
+               f"against {ref}); FS: fair share of the envelope; status heuristic: a rule's plan, no bound "
+               "claimed. Definitions: docs/policies.md.")
+    return "\n".join(out)

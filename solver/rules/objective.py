@@ -17,7 +17,8 @@ discounted live years within the horizon :math:`H` (``Data.o_live``), :math:`\de
 - ``min-share`` :math:`= \zeta` with :math:`N_s \zeta \le \sum_{o \in s} v_o x_o` for every system
   with need :math:`N_s > 0` and :math:`0 \le \zeta \le 1`: the worst-off system's share of its need
   met. :math:`N_s` sums its projects' value at their earliest allowed start (committed start when
-  committed), each alternatives group counted once (its most valuable member).
+  committed), each alternatives group among its projects counted once (its most valuable member)
+  when the alternatives rule is on.
 
 Penalty terms come from the rule families (``Build.penalties`` when building, each family's
 ``penalty`` in the audit): fair shares and standardisation. Kinds (each a ``define``/``recompute``
@@ -76,6 +77,17 @@ def _earliest_values(m: Build) -> np.ndarray:
     return obj.value_weight * d.p_need_weight * d.p_benefit * live.sum(axis=1)
 
 
+def _groups(m: Build, by_system: bool = False) -> np.ndarray:
+    """Each project's alternatives group ("" when none, or when the alternatives rule is off), optionally
+    within its system (a system's need counts a group once among its own projects)."""
+    d = m.d
+    if not m.scenario.policy.alternatives.enabled:
+        return np.full(len(d.project_ids), "", dtype=object)
+    if not by_system:
+        return d.p_group
+    return np.where(d.p_group != "", d.system_ids[d.p_system].astype(str) + "\x00" + d.p_group.astype(str), "")
+
+
 def _once_per_group(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """``values`` with every alternatives group's members but its largest set to 0 (ties: the first)."""
     out = values.copy()
@@ -100,7 +112,8 @@ def _min_share_column(m: Build) -> int:
     d = m.d
     col = m.b.add_columns("min_share", ["min_share"], 0.0, 1.0, integer=False)
     m.cols["min_share"] = col
-    need = np.bincount(d.p_system, _once_per_group(_earliest_values(m), d.p_group), minlength=len(d.system_ids))
+    need = np.bincount(d.p_system, _once_per_group(_earliest_values(m), _groups(m, by_system=True)),
+                       minlength=len(d.system_ids))
     systems = np.flatnonzero(need > 0)
     if systems.size:
         index = np.full(len(d.system_ids), -1)
@@ -143,12 +156,12 @@ def _scale(m: Build, name: str) -> float:
         best = np.full(len(d.project_ids), -np.inf)
         np.maximum.at(best, d.o_project, option_returns(m.d))
         best[~np.isfinite(best)] = 0.0
-        total = float(_once_per_group(np.abs(best), d.p_group).sum())
+        total = float(_once_per_group(np.abs(best), _groups(m)).sum())
     else:
         values = _earliest_values(m)
         if name.startswith(CATEGORY_PREFIX):
             values = np.where(d.p_category == int(name.removeprefix(CATEGORY_PREFIX)), values, 0.0)
-        total = float(_once_per_group(values, d.p_group).sum())
+        total = float(_once_per_group(values, _groups(m)).sum())
     return total if total > 0 else 1.0
 
 
@@ -240,11 +253,12 @@ def _loop_roi(sc: Scenario, v: View, p_id: str, start: int) -> float:
     return total
 
 
-def _groups_once(v: View, values: dict[str, float]) -> float:
-    """Sum of ``values`` (by project) with each alternatives group counted once (its largest member)."""
+def _groups_once(sc: Scenario, v: View, values: dict[str, float]) -> float:
+    """Sum of ``values`` (by project) with each alternatives group counted once (its largest member) when
+    the alternatives rule is on."""
     total, best = 0.0, {}
     for p_id, val in values.items():
-        g = v.projects[p_id].group
+        g = v.projects[p_id].group if sc.policy.alternatives.enabled else ""
         if g:
             best[g] = max(best.get(g, val), val)
         else:
@@ -268,7 +282,7 @@ def criterion(a: Audit, name: str) -> float:
         shares = []
         for s in v.local_capital:
             mine = [p for p in v.projects.values() if p.system == s]
-            need = _groups_once(v, {p.id: _best_value(sc, v, p.id) for p in mine})
+            need = _groups_once(sc, v, {p.id: _best_value(sc, v, p.id) for p in mine})
             if need > 0:
                 shares.append(sum(acc.value.get(p.id, 0.0) for p in mine) / need)
         return min(shares, default=1.0)
@@ -288,10 +302,10 @@ def scale(a: Audit, name: str) -> float:
                 starts = [p.committed]
             if starts:
                 best[p.id] = abs(max(_loop_roi(sc, v, p.id, s) for s in starts))
-        total = _groups_once(v, best)
+        total = _groups_once(sc, v, best)
     else:
         k = int(name.removeprefix(CATEGORY_PREFIX)) if name.startswith(CATEGORY_PREFIX) else None
-        total = _groups_once(v, {p.id: _best_value(sc, v, p.id) for p in v.projects.values()
+        total = _groups_once(sc, v, {p.id: _best_value(sc, v, p.id) for p in v.projects.values()
                                  if k is None or p.category == k})
     return total if total > 0 else 1.0
 

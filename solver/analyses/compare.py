@@ -1,0 +1,92 @@
+"""Compare allocation policies on the same scenarios with the same metrics (``envelope compare``).
+
+Every (scenario, policy) pair is one task on the execution context: the scenario with its policy
+model replaced whole (``variants.SetPolicy``), solved by the one pipeline (a rule-based policy is
+allocated by its rule there). The reference policy (need-first unless told otherwise) is solved
+for every scenario too: it is the yardstick of ``pct_of_need_first`` and of each policy's price.
+A pair that fails (e.g. a rule that needs ballots on an instance without them) is a row with its
+status and message; the others still complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from solver.analyses.engine import Analysis, Task, analysis_context, header, solve_many
+from solver.analyses.metrics import metrics
+from solver.data.policy import Policy
+from solver.data.scenario import Scenario, load_policy
+from solver.data.variants import SetPolicy
+from solver.errors import InputError
+from solver.pipeline.outcome import Outcome
+from solver.run.context import Context
+
+REFERENCE = "need-first"
+
+
+def load_models(refs: Sequence[str | Path], base_dir: Path | None = None) -> list[tuple[Policy, str]]:
+    """Policy models by built-in name or path, validated, with their paths; refuses two with one name."""
+    out: list[tuple[Policy, str]] = []
+    seen: dict[str, str] = {}
+    for ref in refs:
+        policy, path = load_policy(str(ref), base_dir or Path.cwd())
+        if policy.name in seen and seen[policy.name] != str(path):
+            raise InputError(path, f"policy name '{policy.name}' is also the name of {seen[policy.name]}; "
+                                   "give each compared model its own name")
+        if policy.name not in seen:
+            seen[policy.name] = str(path)
+            out.append((policy, str(path)))
+    return out
+
+
+def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Policy, str]],
+                     reference: str | Path = REFERENCE, context: Context | None = None,
+                     workers: int = 1) -> Analysis:
+    """Solve every scenario under every model and tabulate the metrics (``solver.analyses.metrics``).
+
+    Tables: ``metrics`` (one row per scenario × policy, the reference first) and ``plans`` (every funded
+    project of every plan: scenario, policy, project, start, national funding)."""
+    if not scenarios:
+        raise InputError(None, "compare needs at least one scenario")
+    if not models:
+        raise InputError(None, "compare needs at least one policy model (--models)")
+    ref_policy, ref_path = load_models([reference])[0]
+    policies = [(ref_policy, ref_path)] + [(p, path) for p, path in models if p.name != ref_policy.name]
+    tasks = [Task(sc, ops=(SetPolicy.of(p, path),), label=f"{sc.name} / {p.name}")
+             for sc in scenarios for p, path in policies]
+    with analysis_context(context, workers) as ctx:
+        outcomes = solve_many(tasks, ctx, label="comparing policies")
+    rows, plans = [], []
+    n = len(policies)
+    for i, sc in enumerate(scenarios):
+        ref = outcomes[i * n]
+        for (policy, _), o in zip(policies, outcomes[i * n:(i + 1) * n]):
+            row = metrics(o, ref if ref.has_plan else None)
+            row["scenario"], row["policy"] = sc.name, policy.name
+            rows.append(row)
+            plans += _plan_rows(sc.name, policy.name, o)
+    table = pd.DataFrame(rows)
+    first = ["scenario", "policy", "status", "objective", "need_first_value", "pct_of_need_first",
+             "benefit_given_up", "cat01_money_change"]
+    table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
+    summary = {
+        **header(scenarios[0], "compare", {"models": [p.name for p, _ in policies], "reference": ref_policy.name,
+                                           "scenarios": [s.name for s in scenarios]}),
+        "policies": [{"name": p.name, "description": p.description, "model": path} for p, path in policies],
+        "failed": [r for r in rows if r["status"] not in ("optimal", "feasible", "heuristic")],
+    }
+    return Analysis("compare", {"metrics": table, "plans": pd.DataFrame(
+        plans, columns=["scenario", "policy", "project_id", "start", "national_funding"])}, summary)
+
+
+def _plan_rows(scenario: str, policy: object, o: Outcome) -> list[list[object]]:
+    """The funded projects of one plan, with their national funding."""
+    if not o.has_plan or o.decisions is None:
+        return []
+    money: dict[str, float] = {}
+    for line in o.accounts.lines:
+        money[line[0]] = money.get(line[0], 0.0) + line[2] + line[4]
+    return [[scenario, policy, p, s, money.get(p, 0.0)] for p, s in sorted(o.decisions.starts.items())]
