@@ -314,3 +314,78 @@ def test_baselines_are_audited_and_never_beat_need_first(case: Case) -> None:
             assert value.ok
             assert value.objective <= ref.objective + 1e-6 * max(1.0, abs(ref.objective)), (method, order)
             assert sum(account(sc, o.decisions).value.values()) >= 0
+
+
+def test_metrics_by_hand(tmp_path: Path) -> None:
+    from solver.analyses.metrics import metrics
+
+    o = solve_scenario(hand_instance(tmp_path, HORIZON1, HAND_PROJECTS, HAND_COSTS))
+    assert o.funded == {"P2", "P3"}
+    m = metrics(o, o)
+    # per weighted head: A 0/1, B 9/3 = 3; mean 9/4; Gini = 2 (1/4)(3/4) 3 / (2 · 9/4) = 0.25;
+    # Theil = 3/4 · (4/3) ln(4/3)
+    assert m["gini"] == pytest.approx(0.25)
+    assert m["theil"] == pytest.approx(math.log(4 / 3))
+    assert m["pct_of_need_first"] == pytest.approx(100.0)
+    assert m["benefit_given_up"] == pytest.approx(0.0)
+    assert m["cat01_share"] == pytest.approx(5 / 9)          # P2 at B1 (category 1)
+    # fair shares of £10m: A 2.5 (gets 0), B 7.5 (gets 9)
+    assert (m["systems_below_50pct"], m["systems_below_90pct"], m["systems_with_nothing"]) == (1, 1, 1)
+    assert m["cat01_trusts_with_nothing"] == 1                # A1 (category 0)
+    assert m["unspent_capital_2026"] == pytest.approx(1.0)
+    assert m["unspent_total"] == pytest.approx(1.0)
+    # the greedy-by-value plan with a 5-vote threshold ({P2}) priced against need-first ({P2, P3})
+    g = solve_scenario(hand_instance(tmp_path / "g", HORIZON1 + '[overrides.allocation]\nmethod = "greedy"\n'
+                                     'order = "value"\nmin_benefit = 5\n', HAND_PROJECTS, HAND_COSTS))
+    m = metrics(g, o)
+    assert m["benefit_given_up"] == pytest.approx(4.0)
+    assert m["pct_of_need_first"] == pytest.approx(100 * 9 / 13)
+    assert m["cat01_money_change"] == pytest.approx(0.0)
+
+
+def test_rule_that_cannot_fund_what_must_be_funded_exits_6(tmp_path: Path) -> None:
+    from solver.api import solve
+    from solver.errors import NoSolutionError
+
+    # P1 mandatory (6) with a capitated share of 3 for A: capitation still funds it (commitments and mandatory
+    # first); with a national envelope of 5 nothing can fund it: infeasible for every policy, and the rule says so
+    mandatory = HAND_PROJECTS.replace("P1,A1,,p1,k,,5,2026,2026,0,0,0,0,false,,0,",
+                                      "P1,A1,,p1,k,,5,2026,2026,0,0,0,0,true,,0,")
+    sc = hand_instance(tmp_path, HORIZON1 + '[overrides.allocation]\nmethod = "capitation"\n', mandatory,
+                       HAND_COSTS, envelope="2026,5,0")
+    o = solve_scenario(sc)
+    assert o.status == SolutionStatus.NO_SOLUTION
+    assert o.termination == Termination.COMPLETED
+    with pytest.raises(NoSolutionError, match="capitation rule cannot fund what must be funded"):
+        solve(sc)
+
+
+def test_equal_shares_needs_ballots() -> None:
+    from solver.errors import InputError
+
+    sc = load_scenario(TINY).with_overrides({"allocation": {"method": "equal-shares"}})
+    with pytest.raises(InputError, match="needs ballots"):
+        solve_scenario(sc)
+
+
+def test_compare_cli_on_tiny(tmp_path: Path) -> None:
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from solver.cli import main
+
+    bad = tmp_path / "pb.toml"
+    bad.write_text('name = "pb-rule"\ndescription = "equal shares"\n[allocation]\nmethod = "equal-shares"\n')
+    models = builtin_models_dir()
+    r = CliRunner().invoke(main, ["compare", str(TINY), "--models", str(models / "max-min.toml"),
+                                  str(models / "greedy-need.toml"), str(bad), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "Scenario baseline: 4 policies" in r.output
+    assert "pb-rule: no plan — InputError" in r.output
+    t = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert list(t["policy"]) == ["need-first", "max-min", "greedy-need", "pb-rule"]
+    assert t.loc[0, "pct_of_need_first"] == pytest.approx(100.0)
+    assert list(t["status"]) == ["optimal", "optimal", "heuristic", "error"]
+    assert (t["pct_of_need_first"][:3] <= 100.0 + 1e-9).all()
+    plans = pd.read_csv(tmp_path / "out" / "plans.csv")
+    assert set(plans["policy"]) == {"need-first", "max-min", "greedy-need"}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from solver.backends import DEFAULT_BACKEND, available_backends
-from solver.backends.result import SolutionStatus
+from solver.backends.result import SolutionStatus, Termination
 from solver.errors import BackendError, InfeasibleError, NoSolutionError
 from solver.pipeline.core import solve_scenario
 from solver.pipeline.decisions import Decisions
@@ -35,6 +35,8 @@ def require_plan(outcome: Outcome, start: Decisions | None = None) -> Outcome:
     if not outcome.has_plan:
         if outcome.interrupted:
             raise KeyboardInterrupt
+        if outcome.termination == Termination.COMPLETED:      # a rule-based allocation, not a solver
+            raise NoSolutionError(f"scenario {scenario.name}: {outcome.message}")
         raise NoSolutionError(f"scenario {scenario.name}: {outcome.backend} stopped ({outcome.termination.value}) "
                               f"after {outcome.solve_seconds:.1f} s without any plan; "
                               "raise the time limit (--time-limit)")

@@ -245,6 +245,10 @@ def summary(outcome: Outcome) -> dict[str, object]:
             {"year": int(r.year), "pot": r.pot, "envelope": round(r.envelope, 6), "spent": round(r.spent, 6),
              "unspent": round(r.unspent, 6)} for r in budget.itertuples()
         ],
+        "objective_kind": sc.policy.objective.kind,
+        "allocation": sc.policy.allocation.method,
+        "tiers": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in t.items() if k != "seconds"}
+                  for t in outcome.tiers],
         "funded_projects": len(outcome.decisions.starts),
         "candidate_projects": int(len(sc.instance.projects)),
         "withdrawn": list(outcome.decisions.withdrawn),
@@ -279,9 +283,16 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         f"solve {outcome.solve_seconds:.2f} s; {outcome.model_size['integer_columns']} binaries, "
         f"{outcome.model_size['rows']} rows; plan audit passed",
     ]
-    if outcome.status.value != "optimal":
+    if outcome.status.value == "heuristic":
+        lines.append(f"RULE-BASED PLAN ({s_(sc.policy.allocation.method)}): made by the policy's rule, not "
+                     "optimised; audited, with no bound claimed")
+    elif outcome.status.value != "optimal":
         lines.append(f"NOT PROVED OPTIMAL: the solver stopped ({outcome.termination.value}); this plan is feasible "
                      f"and audited, and no plan is better than the bound {bound}")
+    for t_ in outcome.tiers:
+        lines.append(f"Tier {t_['criterion']}: best {float(t_['optimum']):,.4g}"  # type: ignore[arg-type]
+                     f"{'' if t_['proved'] else ' (not proved)'}, kept at least {float(t_['floor']):,.4g} "  # type: ignore[arg-type]
+                     f"(tolerance {float(t_['tolerance']):.1%}); this plan {float(t_.get('achieved', 0.0)):,.4g}")  # type: ignore[arg-type]
     for w in plan_warnings(outcome):
         lines.append(f"WARNING: {s_(w)}")
     lines += [
