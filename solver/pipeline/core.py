@@ -185,10 +185,11 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
         if short:
             raise AuditError(short)
         unproved = [str(t["criterion"]) for t in tiers if not t["proved"]]
-        if unproved and status == SolutionStatus.OPTIMAL:
-            status = SolutionStatus.FEASIBLE
-            message += f" (earlier tier(s) {', '.join(unproved)} not proved optimal: the plan is optimal for the " \
-                       "tiers as kept, not proved lexicographically optimal)"
+        if unproved:
+            if status == SolutionStatus.OPTIMAL:
+                status = SolutionStatus.FEASIBLE
+            message += f" (tier(s) {', '.join(unproved)} not proved within their tolerance: the plan is " \
+                       "judged against the tiers as kept, not proved lexicographically optimal)"
     common.update(termination=res.termination,
                   solve_seconds=sum(a.result.solve_seconds for a in attempts) + tier_seconds,
                   options={**res.options, "time_limit": options.time_limit}, message=message)
@@ -225,8 +226,8 @@ def _tiers(model: MILP, engine: Backend, options: SolveOptions, t_begin: float, 
             raise BackendError(f"backend {res.backend} failed on tier {st.name}: {res.message}")
         if res.status == SolutionStatus.INFEASIBLE:
             break
-        if not res.has_solution or res.x is None:
-            return current, info, res, None
+        if not res.has_solution or res.x is None or res.termination == Termination.INTERRUPTED:
+            return current, info, res, None      # Ctrl-C in a tier stops the whole solve (no plan yet)
         x = np.array(res.x, dtype=float)
         x[current.integrality] = np.round(x[current.integrality])
         z = float(st.c @ x)
