@@ -229,11 +229,14 @@ def explain(scenario: Path, backend: str, time_limit: float | None) -> None:
 
 @main.command("models")
 def list_models_cmd() -> None:
-    """List the built-in policy models."""
-    from solver.data.scenario import list_models
+    """List the built-in policy models, each with its one-line description."""
+    from solver.data.scenario import builtin_models_dir, list_models, load_policy
 
-    for name in list_models():
-        click.echo(name)
+    names = list_models()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        policy, _ = load_policy(name, builtin_models_dir())
+        click.echo(f"{name:{width}}  {policy.description}")
 
 
 @main.command("backends")
@@ -327,6 +330,50 @@ def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> N
 
 
 @main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--models", "models", multiple=True, metavar="MODEL",
+              help="Policy model: a built-in name or a .toml file (repeatable; `--models models/*.toml` works: "
+                   "model files after it are told from scenarios by their content). Default: every built-in model.")
+@click.option("--reference", default="need-first", show_default=True,
+              help="Policy every other is priced against (a built-in name or a .toml file).")
+@_analysis_options
+@_handle_errors
+def compare(files: tuple[Path, ...], models: tuple[str, ...], reference: str, output: Path | None, workers: int,
+            **solver: Any) -> None:
+    """Compare allocation policies on the same scenarios: one metrics row per scenario × policy (objective,
+    % of the need-first optimum, price, category-0/1 money, Gini/Theil, fair-share coverage, unspent money,
+    revenue consequences, time and gap), each policy's plan, and what each costs against need-first."""
+    from solver.analyses.compare import compare_policies, load_models
+    from solver.data.instance import read_toml
+    from solver.data.scenario import list_models, load_scenario
+    from solver.present.analyses import render
+    from solver.present.outputs import check_output_folder, input_paths, output_files, write_outputs
+    from solver.run.context import Context
+
+    check_solver_options(**solver)
+    scenario_files, model_refs = [], list(models)
+    for f in files:
+        doc = read_toml(f)
+        (model_refs if "instance" not in doc and "name" in doc else scenario_files).append(str(f))
+    if not scenario_files:
+        raise InputError(None, "compare needs at least one scenario file (a .toml with an 'instance' key)")
+    scenarios = [load_scenario(f).with_solver(**solver) for f in scenario_files]
+    names = [sc.name for sc in scenarios]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(None, f"two scenarios are named '{dup}'; give each compared scenario its own file name")
+    policies = load_models(model_refs or list_models())
+    target = output if output is not None else Path("out") / f"{scenarios[0].name}-compare"
+    inputs = [p for sc in scenarios for p in input_paths(sc)] + [Path(path) for _, path in policies]
+    check_output_folder(target, inputs)
+    with Context(workers) as context:
+        analysis = compare_policies(scenarios, policies, reference=reference, context=context)
+    written = write_outputs(target, analysis, inputs)
+    click.echo(render(analysis))
+    click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
+
+
+@main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--samples", type=click.IntRange(1, 100000), default=100, show_default=True,
               help="Number of samples (uncertain costs, benefits and weights) to re-solve.")
@@ -377,6 +424,74 @@ def thresholds(scenario: Path, k: int, tolerance: float, output: Path | None, wo
     if not 0 < tolerance < 1:
         raise InputError(None, f"option --tolerance: must be a fraction in (0, 1), e.g. 0.01 (got {tolerance:g})")
     _run_analysis(scenario, "thresholds", output, run, solver, k=k, tolerance=tolerance, workers=workers)
+
+
+# --------------------------------------------------------------------------- generate and export (issue 9)
+
+
+@main.command()
+@click.option("--systems", type=int, required=True, help="Systems (1-1000).")
+@click.option("--orgs-per-system", type=int, required=True, help="Organisations in each system (1-100).")
+@click.option("--projects-per-org", type=int, required=True,
+              help="Candidate projects of each organisation (1-20); each system also gets one system-wide project.")
+@click.option("--years", type=int, default=3, show_default=True, help="Envelope years from 2026 (1-10).")
+@click.option("--tightness", type=float, default=0.3, show_default=True,
+              help="Envelope per year as a share of what the bids ask per year, in (0, 1].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: equal arguments, equal files.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write the instance and scenario.toml to.")
+@_handle_errors
+def generate(systems: int, orgs_per_system: int, projects_per_org: int, years: int, tightness: float, seed: int,
+             output: Path) -> None:
+    """Write a random, valid instance (six CSV tables, instance.toml) and a scenario.toml using the default
+    model to a folder: for scaling studies, deterministic by seed (docs/generator.md)."""
+    from solver.data.generate import GeneratorSettings
+    from solver.data.generate import generate as make
+    from solver.data.scenario import load_scenario
+    from solver.pipeline.checks import obvious_causes
+    from solver.present.outputs import check_output_folder, write_folder
+
+    settings = GeneratorSettings(systems, orgs_per_system, projects_per_org, years, tightness, seed)
+    settings.check()
+    check_output_folder(output)
+    made = make(settings)
+    written = write_folder(output, made.files())
+    try:   # valid by construction: a written instance that does not load is a bug, reported as one (exit 1)
+        sc = load_scenario(written / "scenario.toml")
+    except InputError as exc:
+        raise RuntimeError(f"the written instance does not load (a bug): {exc}") from None
+    causes = obvious_causes(sc)
+    if causes:
+        raise RuntimeError(f"the generated instance is infeasible (a bug): {causes[0]}")
+    f = made.facts
+    click.echo(f"Wrote {settings.name} to {written}: {f['systems']} systems, {f['organisations']} organisations, "
+               f"{f['projects']} projects ({f['mandatory']} mandatory, {f['committed']} committed, "
+               f"{f['groups']} alternatives groups, {f['dependencies']} dependencies), years "
+               f"{sc.instance.years[0]}-{sc.instance.years[-1]}; envelope £{f['envelope_gbpm']:,.3f}m = "
+               f"{settings.tightness:g} × demand £{f['demand_gbpm']:,.3f}m")
+    click.echo(f"Solve it with: envelope solve {written / 'scenario.toml'}")
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=str, required=True, help="mps (free MPS) or lp (CPLEX LP).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: out/<scenario name>.<format>); the name map goes to FILE.names.csv.")
+@_handle_errors
+def export(scenario: Path, fmt: str, output: Path | None) -> None:
+    """Write the scenario's exact MIP (maximise, objective offset kept) as an MPS or LP file for any
+    external solver, with safe names and a name map FILE.names.csv (docs/export.md)."""
+    from solver.data.scenario import load_scenario
+    from solver.present.export import check_format, export_model
+    from solver.present.outputs import input_paths
+
+    fmt = check_format(fmt)
+    sc = load_scenario(scenario)
+    target = output if output is not None else Path("out") / f"{sc.name}.{fmt}"
+    done = export_model(sc, target, fmt, input_paths(sc))
+    click.echo(f"Wrote {done.path} ({fmt.upper()}, maximise, objective offset {done.offset:g}; {done.columns} "
+               f"columns, {done.integer_columns} integer; {done.rows} rows) and its name map {done.names_path} "
+               f"(written by backend {done.backend})")
 
 
 def _fraction(text: str, option: str) -> float:

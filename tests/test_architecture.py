@@ -16,7 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "solver"
 SOLVER_LIBRARIES = ("highspy", "pulp", "ortools")
-SHARED_ANALYSIS_MODULES = ("solver.analyses.engine", "solver.analyses.sampling")
+SHARED_ANALYSIS_MODULES = ("solver.analyses.engine", "solver.analyses.sampling", "solver.analyses.metrics")
 
 
 def modules() -> list[Path]:

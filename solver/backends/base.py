@@ -52,6 +52,7 @@ class Capabilities:
     lp_duals: bool = False          # ``lp_duals``: row duals of the LP relaxation
     interrupt: bool = True          # Ctrl-C stops the solve and keeps the incumbent
     exact_continuous: bool = True   # continuous variables at full precision (CP-SAT: £1 grid)
+    writes: frozenset[str] = frozenset()  # model file formats ``write_model`` writes ("mps", "lp")
 
 
 #: The backend that computes LP relaxation duals.
@@ -62,6 +63,16 @@ def no_lp_duals(name: str) -> str:
     """The sentence a backend without ``lp_duals`` raises (as ``BackendError``)."""
     return (f"backend {name} does not compute LP relaxation duals; use backend '{LP_DUALS_BACKEND}' "
             f"(--backend {LP_DUALS_BACKEND}) for them")
+
+
+#: Model file formats a backend may declare in ``Capabilities.writes``, with what each is.
+MODEL_FORMATS = {"mps": "free-format MPS", "lp": "CPLEX LP"}
+
+
+def cannot_write(name: str, fmt: str, writers: list[str]) -> str:
+    """The sentence a backend that cannot write ``fmt`` raises (as ``BackendError``), naming those that can."""
+    other = f"; backends that can: {', '.join(writers)}" if writers else ""
+    return f"backend {name} does not write {fmt.upper()} files{other}"
 
 
 STRICT_SCALE_GBPM = 1e3
@@ -111,4 +122,11 @@ class Backend(Protocol):
     def lp_duals(self, model: MILP) -> LpDuals:
         """The LP relaxation's optimal solution and duals (``capabilities.lp_duals``); backends without
         it raise ``BackendError`` naming the backend to use (``no_lp_duals``)."""
+        ...
+
+    def write_model(self, model: MILP, path: str, fmt: str, comment: str = "") -> None:
+        """Write ``model`` exactly — maximisation, objective offset, bounds, integrality, and its column and
+        row names as they are (the caller makes them legal for ``fmt``) — to ``path`` in ``fmt``, one of
+        ``capabilities.writes``, with ``comment`` (lines of text) as comment lines at the top; backends
+        without ``fmt`` raise ``BackendError`` (``cannot_write``)."""
         ...

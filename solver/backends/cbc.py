@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from solver.backends.base import Capabilities, SolveOptions, no_lp_duals, strict_at_scale
+from solver.backends.base import Capabilities, SolveOptions, cannot_write, no_lp_duals, strict_at_scale
 from solver.backends.ortools import ExchangeFiles, interrupt_repeatedly, reap, start_child
 from solver.backends.result import LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
@@ -155,6 +155,12 @@ class CbcBackend:
     def lp_duals(self, model: MILP) -> LpDuals:
         """Not available through PuLP's CBC: raises ``BackendError`` naming the backend to use."""
         raise BackendError(no_lp_duals(self.name))
+
+    def write_model(self, model: MILP, path: str, fmt: str, comment: str = "") -> None:
+        """Not offered (``capabilities.writes`` is empty): raises ``BackendError`` naming the backends that write."""
+        from solver.backends import backends_with
+
+        raise BackendError(cannot_write(self.name, fmt, backends_with("writes")))
 
     def available(self) -> bool:
         """True if pulp imports and its bundled CBC binary is executable."""

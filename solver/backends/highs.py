@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import numpy as np
 
-from solver.backends.base import Capabilities, SolveOptions
+from solver.backends.base import MODEL_FORMATS, Capabilities, SolveOptions, cannot_write
 from solver.backends.result import LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
@@ -100,7 +101,7 @@ class HighsBackend:
     name = "highs"
     install_hint = "pip install highspy"
 
-    capabilities = Capabilities(mip_start=True, lp_duals=True)
+    capabilities = Capabilities(mip_start=True, lp_duals=True, writes=frozenset(MODEL_FORMATS))
 
     def refusal(self, model: MILP) -> str | None:
         """None: this backend solves every model Envelope builds."""
@@ -214,3 +215,45 @@ class HighsBackend:
                        row_dual=np.asarray(sol.row_dual, dtype=float),
                        col_value=np.asarray(sol.col_value, dtype=float),
                        col_dual=np.asarray(sol.col_dual, dtype=float))
+
+    def write_model(self, model: MILP, path: str, fmt: str, comment: str = "") -> None:
+        """Write ``model`` with HiGHS's own writer (``writeModel``: the format follows the file's extension,
+        so ``path`` must end in ``.mps`` or ``.lp``), names as given, then prepend ``comment``.
+
+        HiGHS writes the sense (MPS ``OBJSENSE MAX``, LP ``max``) and the objective offset (MPS: the
+        objective row's RHS, ``-offset`` by the MPS convention; LP: a constant term). One line is changed:
+        HiGHS 1.15 heads the LP binaries section ``bin``, which CBC 2.10's LP reader does not know (it reads
+        ``bin`` as a variable and the binaries as continuous); ``binary`` — a keyword of the CPLEX LP format,
+        read by HiGHS and CBC alike (tested) — is written instead. (No name can be ``bin``: callers keep LP
+        keywords out of names, so the line is always the section's head.)
+        """
+        import highspy
+
+        if fmt not in self.capabilities.writes:
+            raise BackendError(cannot_write(self.name, fmt, []))
+        if not path.endswith(f".{fmt}"):
+            raise ValueError(f"HiGHS picks the format by the file's extension: {path} does not end in .{fmt}")
+        if len(model.col_names) != model.n_cols or len(model.row_names) != model.n_rows:
+            raise ValueError("every column and row needs a name")
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        lp = highs_lp(model, integer=True)
+        lp.col_names_ = list(model.col_names)
+        lp.row_names_ = list(model.row_names)
+        if h.passModel(lp) != highspy.HighsStatus.kOk:
+            raise BackendError(f"backend {self.name}: HiGHS refused the model it was to write")
+        scratch = f"{path[: -len(fmt) - 1]}.highs.{fmt}"
+        try:
+            if h.writeModel(scratch) != highspy.HighsStatus.kOk:
+                raise BackendError(f"backend {self.name}: HiGHS could not write {scratch}")
+            mark = "*" if fmt == "mps" else "\\"
+            with open(scratch, encoding="utf-8") as src, open(path, "w", encoding="utf-8", newline="\n") as out:
+                for line in comment.splitlines():
+                    out.write(f"{mark} {line}\n")
+                for line in src:
+                    out.write("binary\n" if fmt == "lp" and line.rstrip("\n") == "bin" else line)
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            if os.path.lexists(scratch):
+                os.remove(scratch)

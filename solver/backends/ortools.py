@@ -44,7 +44,7 @@ from solver.backends._ortools_worker import (
     integer_scale,
     set_parent_death_signal,
 )
-from solver.backends.base import Capabilities, SolveOptions, no_lp_duals, strict_at_scale
+from solver.backends.base import Capabilities, SolveOptions, cannot_write, no_lp_duals, strict_at_scale
 from solver.backends.result import ABS_GAP, LpDuals, SolutionStatus, SolveResult, Termination, normalise
 from solver.errors import BackendError
 from solver.mip.arrays import MILP
@@ -341,6 +341,12 @@ class _OrToolsBackend:
     def lp_duals(self, model: MILP) -> LpDuals:
         """Not offered by the OR-Tools backends: raises ``BackendError`` naming the backend to use."""
         raise BackendError(no_lp_duals(self.name))
+
+    def write_model(self, model: MILP, path: str, fmt: str, comment: str = "") -> None:
+        """Not offered (``capabilities.writes`` is empty): raises ``BackendError`` naming the backends that write."""
+        from solver.backends import backends_with
+
+        raise BackendError(cannot_write(self.name, fmt, backends_with("writes")))
 
     def available(self) -> bool:
         """True if ortools is installed; checked without importing it (see module docstring)."""
