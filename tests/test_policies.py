@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, note, settings
+from hypothesis import strategies as st
 
 from solver.backends.result import SolutionStatus, Termination
 from solver.data.scenario import Scenario, builtin_models_dir, list_models, load_policy, load_scenario
@@ -389,3 +390,29 @@ def test_compare_cli_on_tiny(tmp_path: Path) -> None:
     assert (t["pct_of_need_first"][:3] <= 100.0 + 1e-9).all()
     plans = pd.read_csv(tmp_path / "out" / "plans.csv")
     assert set(plans["policy"]) == {"need-first", "max-min", "greedy-need"}
+
+
+@pytest.mark.slow
+@settings(**SETTINGS, max_examples=8)
+@given(systems=st.integers(1, 3), orgs=st.integers(1, 3), projects=st.integers(1, 3),
+       years=st.integers(1, 3), tightness=st.sampled_from([0.1, 0.3, 0.6]), seed=st.integers(0, 2**31))
+def test_every_shipped_policy_on_generated_instances(tmp_path_factory: pytest.TempPathFactory, systems: int,
+                                                      orgs: int, projects: int, years: int, tightness: float,
+                                                      seed: int) -> None:
+    """On ``envelope generate`` instances: every shipped policy's plan passes the audit, and none has a larger
+    need-first value than the need-first optimum (solved to gap 0)."""
+    from solver.data.generate import GeneratorSettings, generate
+
+    folder = tmp_path_factory.mktemp("gen")
+    for name, text in generate(GeneratorSettings(systems, orgs, projects, years, tightness, seed)).files().items():
+        (folder / name).write_text(text, encoding="utf-8")
+    base = load_scenario(folder / "scenario.toml").with_solver(mip_gap=0.0)
+    ref = solve_scenario(base)
+    assert ref.status == SolutionStatus.OPTIMAL
+    for name in list_models():
+        policy, path = load_policy(name, builtin_models_dir())
+        o = solve_scenario(dataclasses.replace(base, policy=policy, model_path=str(path)))
+        assert o.has_plan, (name, o.message)
+        assert o.audit.ok, (name, o.audit.violations)
+        value = sum(account(base, o.decisions).value.values())
+        assert value <= ref.objective + 1e-6 * max(1.0, abs(ref.objective)), name
