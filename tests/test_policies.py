@@ -344,21 +344,30 @@ def test_metrics_by_hand(tmp_path: Path) -> None:
     assert m["cat01_money_change"] == pytest.approx(0.0)
 
 
-def test_rule_that_cannot_fund_what_must_be_funded_exits_6(tmp_path: Path) -> None:
+def test_rule_on_an_infeasible_scenario_is_infeasible_with_its_cause(tmp_path: Path) -> None:
     from solver.api import solve
-    from solver.errors import NoSolutionError
 
-    # P1 mandatory (6) with a capitated share of 3 for A: capitation still funds it (commitments and mandatory
-    # first); with a national envelope of 5 nothing can fund it: infeasible for every policy, and the rule says so
+    # P1 mandatory (6) against a national envelope of 5: no policy has a plan; the rule says why (exit 3)
     mandatory = HAND_PROJECTS.replace("P1,A1,,p1,k,,5,2026,2026,0,0,0,0,false,,0,",
                                       "P1,A1,,p1,k,,5,2026,2026,0,0,0,0,true,,0,")
     sc = hand_instance(tmp_path, HORIZON1 + '[overrides.allocation]\nmethod = "capitation"\n', mandatory,
                        HAND_COSTS, envelope="2026,5,0")
     o = solve_scenario(sc)
-    assert o.status == SolutionStatus.NO_SOLUTION
+    assert o.status == SolutionStatus.INFEASIBLE
     assert o.termination == Termination.COMPLETED
-    with pytest.raises(NoSolutionError, match="capitation rule cannot fund what must be funded"):
+    with pytest.raises(InfeasibleError, match="no plan satisfies every rule"):
         solve(sc)
+
+
+def test_rules_keep_a_hard_fair_share_floor(tmp_path: Path) -> None:
+    # A's floor: 0.3 × its fair share 2.5 of £10m: only P1 (6) serves A, so every rule funds P1 first, then
+    # what fits beside it: P3 (4); need-first (no floor) would take P2 + P3
+    floor = '[overrides.fair_share]\nmode = "floor"\nfloor = 0.3\nenforcement = "hard"\n'
+    for rule in ('method = "greedy"\n', 'method = "greedy"\norder = "roi"\n', 'method = "capitation"\n'):
+        o = solve_scenario(hand_instance(tmp_path / str(len(rule)), HORIZON1 + floor + '[overrides.allocation]\n'
+                                         + rule, HAND_PROJECTS, HAND_COSTS))
+        assert o.status == SolutionStatus.HEURISTIC, (rule, o.message)
+        assert o.funded == {"P1", "P3"}, rule
 
 
 def test_equal_shares_needs_ballots() -> None:

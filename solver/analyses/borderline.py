@@ -81,6 +81,7 @@ from solver.analyses.engine import (
     proven,
     raise_failures,
     refine,
+    require_optimising,
     solve_many,
     solve_one,
     solve_record,
@@ -535,6 +536,7 @@ def thresholds(scenario: Scenario, *, k: int = 5, tolerance: float = 0.01, worke
     screening solves included) and ``margin`` (every eligible project's value density, screen
     verdict and selection).
     """
+    require_optimising(scenario, "thresholds")
     from solver.errors import InputError
 
     if not k >= 0:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from solver.analyses.engine import Analysis, Task, analysis_context, header, solve_many
+from solver.analyses.engine import Analysis, Task, analysis_context, header, jsonable, solve_many
 from solver.analyses.metrics import metrics
+from solver.data.instance import read_toml
 from solver.data.policy import Policy
 from solver.data.scenario import Scenario, load_policy
 from solver.data.variants import SetPolicy
@@ -32,7 +33,11 @@ def load_models(refs: Sequence[str | Path], base_dir: Path | None = None) -> lis
     out: list[tuple[Policy, str]] = []
     seen: dict[str, str] = {}
     for ref in refs:
-        policy, path = load_policy(str(ref), base_dir or Path.cwd())
+        text = str(ref)
+        if text.endswith(".toml") and Path(text).is_file() and "instance" in read_toml(Path(text)):
+            raise InputError(text, "is a scenario (it names an instance), not a policy model: give scenarios before "
+                                   "--models, or the model a scenario uses (its 'model' key)")
+        policy, path = load_policy(text, base_dir or Path.cwd())
         if policy.name in seen and seen[policy.name] != str(path):
             raise InputError(path, f"policy name '{policy.name}' is also the name of {seen[policy.name]}; "
                                    "give each compared model its own name")
@@ -54,6 +59,10 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
     if not models:
         raise InputError(None, "compare needs at least one policy model (--models)")
     ref_policy, ref_path = load_models([reference])[0]
+    for p, path in models:
+        if p.name == ref_policy.name and Path(path).resolve() != Path(ref_path).resolve():
+            raise InputError(path, f"policy name '{p.name}' is the reference's ({ref_path}); rename the model or pass "
+                                   "it as --reference")
     policies = [(ref_policy, ref_path)] + [(p, path) for p, path in models if p.name != ref_policy.name]
     tasks = [Task(sc, ops=(SetPolicy.of(p, path),), label=f"{sc.name} / {p.name}")
              for sc in scenarios for p, path in policies]
@@ -76,7 +85,8 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
         **header(scenarios[0], "compare", {"models": [p.name for p, _ in policies], "reference": ref_policy.name,
                                            "scenarios": [s.name for s in scenarios]}),
         "policies": [{"name": p.name, "description": p.description, "model": path} for p, path in policies],
-        "failed": [r for r in rows if r["status"] not in ("optimal", "feasible", "heuristic")],
+        "failed": jsonable([{k: r.get(k) for k in ("scenario", "policy", "status", "message")}
+                            for r in rows if r["status"] not in ("optimal", "feasible", "heuristic")]),
     }
     return Analysis("compare", {"metrics": table, "plans": pd.DataFrame(
         plans, columns=["scenario", "policy", "project_id", "start", "national_funding"])}, summary)

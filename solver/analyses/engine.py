@@ -25,6 +25,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from solver.backends import get_backend
 from solver.backends.result import SolutionStatus, Termination, relative_gap
 from solver.data.scenario import Scenario
 from solver.data.variants import Operation, apply
-from solver.errors import BackendError
+from solver.errors import BackendError, InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation
 from solver.pipeline.core import solve_scenario
@@ -146,6 +147,16 @@ def analysis_context(context: Context | None, workers: int = 1) -> Iterator[Cont
 
 _BASE_CACHE: OrderedDict[str, Outcome] = OrderedDict()
 _BASE_CACHE_SIZE = 4
+
+
+def require_optimising(scenario: Scenario, analysis: str) -> None:
+    """Refuse an analysis that needs the MIP (an extended model, LP duals, fixed plans) for a rule-based
+    policy, whose plan is made by its rule, not optimised."""
+    method = scenario.policy.allocation.method
+    if method != "optimise":
+        raise InputError(Path(scenario.model_path), f"envelope {analysis} needs an optimising policy; model "
+                                                    f"{scenario.policy.name} is rule-based (allocation.method = "
+                                                    f"{method}); the ladder, value and rules analyses work on it")
 
 
 def base_solve(scenario: Scenario, context: Context | None = None) -> Outcome:
@@ -553,7 +564,8 @@ __all__ = [
     "allocation", "analysis_context", "base_outcome", "base_solve", "bound_of", "certain_ranks", "clear_base_cache",
     "compare", "solve_one",
     "failed", "gap_of", "header", "jsonable", "merge", "plan_changes", "proven",
-    "raise_failures", "refine", "refine_log", "refine_settings", "relabel", "run_task", "scenario_summary",
+    "raise_failures", "refine", "require_optimising", "refine_log", "refine_settings", "relabel", "run_task",
+    "scenario_summary",
     "solve_many", "solve_record", "solver_summary", "spend", "tight", "tighter", "time_limited", "undetermined",
 ]
 # ENGINE-API-READY

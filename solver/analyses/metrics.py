@@ -14,7 +14,7 @@ the tables), never from a solver object. Definitions (docs/policies.md):
 - ``systems_below_50pct`` / ``_90pct``: systems funded below 50% / 90% of their fair share of the
   envelope's national delivery money (weighted-population share × the whole envelope).
 - ``systems_with_nothing``, ``cat01_trusts_with_nothing``: systems with no national funding;
-  category-0/1 organisations with no funded project.
+  category-0/1 organisations that bid (have a candidate project) with no funded project.
 - ``platforms_introduced``: (system, platform) pairs a funded project brings into a system.
 - ``unspent_<pot>_<year>`` and ``unspent_total``: envelope less what the plan draws (money a year
   cannot use is lost when there is no carry-over).
@@ -103,11 +103,12 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
     row["systems_below_50pct"] = int((ratio < 0.5).sum())
     row["systems_below_90pct"] = int((ratio < 0.9).sum())
     row["systems_with_nothing"] = int((alloc <= 0).sum())
+    bidders = {o for o in inst.projects["org_id"] if isinstance(o, str)}
     funded_orgs = {o for p, o in zip(inst.projects["project_id"], inst.projects["org_id"])
                    if p in outcome.funded and isinstance(o, str)}
     row["cat01_trusts_with_nothing"] = int(sum(
         1 for o, c in zip(inst.organisations["org_id"], inst.organisations["category"])
-        if int(c) in (0, 1) and o not in funded_orgs))
+        if int(c) in (0, 1) and o in bidders and o not in funded_orgs))
     assert outcome.decisions is not None
     row["platforms_introduced"] = sum(len(ks - v.present_platforms[s])
                                       for s, ks in funded_platforms(v, outcome.decisions).items())
@@ -120,7 +121,7 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
         row[f"unspent_{q}_{y}"] = left
         unspent += left
     row["unspent_total"] = unspent
-    run: dict[int, float] = {}
+    run: dict[int, float] = {int(y): 0.0 for y in sc.envelope["year"]} | {y: 0.0 for y in acc.revenue_tail}
     for line in acc.lines:
         run[line[1]] = run.get(line[1], 0.0) + line[6]
     for y, amount in acc.revenue_tail.items():

@@ -60,6 +60,7 @@ from solver.analyses.engine import (
     header,
     jsonable,
     merge,
+    require_optimising,
     solve_one,
     solve_record,
 )
@@ -252,6 +253,7 @@ def alternatives(scenario: Scenario, *, k: int = 5, within: float = 0.02, robust
     withdrawals), ``core`` (core index of every project over the samples) and ``samples`` (each
     plan under each sample).
     """
+    require_optimising(scenario, "alternatives")
     t_start = time.perf_counter()
     if k < 1:
         raise InputError(None, f"k must be >= 1 (got {k})")

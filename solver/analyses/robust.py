@@ -43,6 +43,7 @@ from solver.analyses.engine import (
     gap_of,
     header,
     jsonable,
+    require_optimising,
     solve_record,
 )
 from solver.analyses.sampling import (
@@ -128,6 +129,7 @@ def robustness(scenario: Scenario, *, samples: int = 100, seed: int = 0, workers
     Tables: ``projects`` (core index, interval, class, nominal start) and ``samples`` (per-sample
     optimum, gap, nominal feasibility and value, regret band, drawn factors).
     """
+    require_optimising(scenario, "robust")
     t_start = time.perf_counter()
     if samples < 1:
         raise InputError(None, f"samples must be >= 1 (got {samples})")

@@ -115,9 +115,11 @@ class WeightedObjective(_Appraisal):
 
     @field_validator("weights")
     @classmethod
-    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+    def _usable(cls, v: dict[str, float]) -> dict[str, float]:
         if all(w == 0 for w in v.values()):
             raise ValueError("at least one weight must be non-zero")
+        if v.get("min-share", 0.0) < 0:
+            raise ValueError("the min-share weight must be >= 0 (the worst-off share can only be rewarded)")
         return v
 
 
@@ -161,6 +163,16 @@ class Allocation(_Strict):
     method: Literal["optimise", "greedy", "capitation", "equal-shares"] = "optimise"
     order: Literal["value-per-cost", "value", "roi", "need"] = "value-per-cost"
     min_benefit: float = Field(0.0, ge=0, description="projects with a lower benefit are never funded by a rule")
+
+    @model_validator(mode="after")
+    def _rule_keys_need_a_rule(self) -> Allocation:
+        """A rule's parameters set away from their defaults under ``optimise`` would be silently ignored."""
+        if self.method == "optimise" and (self.order != "value-per-cost" or self.min_benefit != 0):
+            raise ValueError("order and min_benefit apply to a rule-based method (greedy, capitation, equal-shares), "
+                             "not to optimise")
+        if self.method == "equal-shares" and self.order != "value-per-cost":
+            raise ValueError("order does not apply to equal-shares (the method sets its own order)")
+        return self
 
 
 class Need(_Strict):

@@ -81,6 +81,9 @@ class Scenario:
     envelope: pd.DataFrame
     solver: SolverSettings
     excluded: frozenset[str] = frozenset()   # projects that may not be funded (``variants.ForceOut``)
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The scenario's own ``[overrides]`` (already in ``policy``): applied again on top of another model when
+    policies are compared (``variants.SetPolicy``)."""
 
     @property
     def identity(self) -> str:
@@ -110,6 +113,12 @@ class Scenario:
         except ValidationError as exc:
             raise pydantic_error(Path(self.path), exc) from None
         return dataclasses.replace(self, solver=solver)
+
+    def with_policy(self, policy: Policy, model_path: str = "") -> Scenario:
+        """A copy under another policy model, the scenario's own ``[overrides]`` applied on top of it (as when
+        the scenario names that model)."""
+        sc = dataclasses.replace(self, policy=policy, model_path=model_path or self.model_path)
+        return sc.with_overrides(self.overrides) if self.overrides else sc
 
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
         """A copy with policy parameters changed (deep-merged and validated like scenario overrides)."""
@@ -144,9 +153,10 @@ def _merge_policy(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """A policy document with overrides deep-merged, except that an ``[objective]`` override naming another
     ``kind`` replaces the objective table (one kind's keys mean nothing to another)."""
     objective = over.get("objective")
-    if isinstance(objective, dict) and isinstance(base.get("objective"), dict) and \
-            objective.get("kind", "benefit") != base["objective"].get("kind", "benefit"):
-        base = {**base, "objective": {}}
+    if isinstance(objective, dict) and isinstance(base.get("objective"), dict):
+        kind = base["objective"].get("kind", "benefit")
+        if objective.get("kind", kind) != kind:
+            base = {**base, "objective": {}}
     return _deep_merge(base, over)
 
 
@@ -303,4 +313,5 @@ def load_scenario(path: str | Path) -> Scenario:
         model_path=str(model_path),
         envelope=envelope,
         solver=doc.solver,
+        overrides=doc.overrides,
     )

@@ -222,9 +222,8 @@ class SetPolicy:
         return SetPolicy(json.dumps(policy.model_dump(mode="json"), sort_keys=True), path)
 
     def apply(self, scenario: Scenario) -> Scenario:
-        """The scenario under this policy (its overrides are not carried over: the model is taken whole)."""
-        policy = Policy.model_validate(json.loads(self.json))
-        return dataclasses.replace(scenario, policy=policy, model_path=self.path or scenario.model_path)
+        """The scenario under this policy, with the scenario's own ``[overrides]`` on top (``with_policy``)."""
+        return scenario.with_policy(Policy.model_validate(json.loads(self.json)), self.path)
 
 
 @dataclass(frozen=True)

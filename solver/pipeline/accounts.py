@@ -227,12 +227,14 @@ def account(scenario: Scenario, dec: Decisions, v: View | None = None) -> Accoun
 
 
 def best_values(scenario: Scenario) -> dict[str, float]:
-    """Best discounted need-weighted benefit each project could earn (its earliest allowed start)."""
+    """Best discounted need-weighted benefit each project could earn: at its earliest allowed start (its
+    committed start when committed, unless the policy ignores commitments)."""
     weights = need_weight_of(scenario)
     pr = scenario.instance.projects
+    keep = scenario.policy.commitments.mode != "ignore"
     out = {}
     for p, b, e, c, dur in pr[["project_id", "benefit", "earliest_start", "committed_start",
                                "duration_years"]].itertuples(index=False):
-        start = int(c) if c == c else int(e)
+        start = int(c) if c == c and keep else int(e)
         out[p] = option_value(scenario, weights[p], float(b), start, int(dur))
     return out

@@ -25,15 +25,17 @@ claimed. Definitions (docs/policies.md):
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from solver.backends.result import SolutionStatus, Termination
 from solver.data.scenario import Scenario
-from solver.errors import InputError
+from solver.errors import AuditError, InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Data, Formulation, formulate
 from solver.pipeline.audit import audit
+from solver.pipeline.checks import obvious_causes
 from solver.pipeline.encoding import decode
 from solver.pipeline.greedy import greedy_start
 from solver.pipeline.outcome import Outcome
@@ -59,14 +61,16 @@ def allocate(scenario: Scenario, form: Formulation | None = None, label: str = "
                   options={"method": alloc.method, "order": alloc.order, "min_benefit": alloc.min_benefit},
                   label=label)
     if x is None:
+        causes = obvious_causes(scenario)
+        if causes:          # no plan exists under any policy: infeasible, with the causes (explained by the caller)
+            return Outcome(status=SolutionStatus.INFEASIBLE, **common, message="; ".join(causes))
         return Outcome(status=SolutionStatus.NO_SOLUTION, **common,
                        message=f"the {alloc.method} rule cannot fund what must be funded (commitments, mandatory "
                                "projects, floors) within the rules")
     dec = decode(form, x[:model.n_cols])
     report = audit(scenario, dec)
-    if not report.ok:
-        return Outcome(status=SolutionStatus.NO_SOLUTION, **common,
-                       message=f"the {alloc.method} rule's plan breaks a rule: {report.violations[0]}")
+    if not report.ok:       # the plan keeps every row of the model: a disagreement with the audit is a bug
+        raise AuditError(report.violations)
     return Outcome(status=SolutionStatus.HEURISTIC, objective=report.objective, decisions=dec, audit=report,
                    message=f"{alloc.method} rule ({_describe(scenario)}); no bound is claimed", **common)
 
@@ -103,7 +107,7 @@ def ranked_options(scenario: Scenario, form: Formulation) -> np.ndarray:
         elif alloc.order == "roi":
             total = (d.nat_cap + d.nat_rev + d.loc_cap + d.loc_rev).sum(axis=1)[np.maximum(first, 0)]
             ret = option_returns(d)[np.maximum(first, 0)]
-            key = np.where(total > 0, ret / total, np.where(ret > 0, np.inf, ret))
+            key = np.where(total > 0, ret / total, np.where(ret > 0, np.inf, -np.inf))   # free: first or last
         else:
             key = per_cost
     keys = (np.arange(nP), cost, -key) if alloc.order != "need" else (np.arange(nP), cost, -per_cost, -d.p_need_weight)
@@ -144,13 +148,13 @@ def _equal_shares(scenario: Scenario, form: Formulation) -> np.ndarray | None:
     """The Method of Equal Shares' projects, each at its earliest start, as a point of the model."""
     inst = scenario.instance
     d = form.data
-    ballots = getattr(inst, "ballots", None)
-    where = inst.file("instance.toml") if hasattr(inst, "file") else inst.root
-    if ballots is None or len(ballots) == 0:
-        raise InputError(where, "the equal-shares rule needs ballots (ballots.csv): this instance has none")
+    ballots = inst.ballots
+    if len(ballots) == 0:
+        raise InputError(inst.file("ballots"), "the equal-shares rule needs ballots (ballots.csv): this instance "
+                                               "has none")
     if len(d.years) != 1:
-        raise InputError(where, f"the equal-shares rule allocates one budget: this instance has {len(d.years)} "
-                                "envelope years")
+        raise InputError(Path(inst.root) / "instance.toml", f"the equal-shares rule allocates one budget: this "
+                                                            f"instance has {len(d.years)} envelope years")
     budget = float(d.budget[:, 0].sum())
     first: dict[str, int] = {}
     for o in np.argsort(d.o_start, kind="stable"):

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from solver.backends import available_backends, get_backend
 from solver.backends.base import Backend, SolveOptions
 from solver.backends.result import SolutionStatus, SolveResult, Termination, relative_gap, within_gap
 from solver.data.scenario import Scenario
-from solver.errors import AuditError, BackendError
+from solver.errors import AuditError, BackendError, InputError
 from solver.mip.arrays import MILP
 from solver.mip.formulation import Formulation, formulate
 from solver.pipeline.audit import OBJ_RTOL, AuditReport, audit
@@ -95,14 +96,20 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     """
     t_begin = time.perf_counter()
     if scenario.policy.allocation.method != "optimise":
+        if extend is not None:
+            raise InputError(Path(scenario.model_path), f"model {scenario.policy.name} is rule-based: its plan is "
+                                                        "made by its rule, so the model cannot be extended")
         return allocate(scenario, form, label=label)
     engine = get_backend(scenario.backend)
     built_before = form.build_seconds if form is not None else 0.0
     form = form if form is not None else formulate(scenario)
     model = extend(form) if extend is not None else form.model
     tiers: list[dict[str, object]] = []
+    tier_wall = 0.0
     if model.stages:
+        t_tiers = time.perf_counter()
         model, tiers, stopped, tier_x = _tiers(model, engine, scenario.solve_options(), t_begin, built_before)
+        tier_wall = time.perf_counter() - t_tiers
         if stopped is not None:
             return Outcome(scenario=scenario, status=SolutionStatus.NO_SOLUTION, termination=stopped.termination,
                            backend=stopped.backend, solver_version=stopped.solver_version,
@@ -124,7 +131,8 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
     # the time limit is the whole solve's: the solver gets what is left after building the model, less
     # as much again for reading its plan back and auditing it (work of the same size as building)
     spent = time.perf_counter() - t_begin + built_before
-    given = dataclasses.replace(options, time_limit=max(MIN_SOLVE_SECONDS, options.time_limit - 2 * spent))
+    building = spent - tier_wall                 # reserved once more for decoding and the audit (not the tiers)
+    given = dataclasses.replace(options, time_limit=max(MIN_SOLVE_SECONDS, options.time_limit - spent - building))
     result = engine.solve(model, given if spent > 0.01 * options.time_limit else options, start=x0)
     if result.status == SolutionStatus.NO_SOLUTION:
         result = _fall_back(model, form, result, greedy)
@@ -199,54 +207,58 @@ def solve_scenario(scenario: Scenario, *, form: Formulation | None = None, exten
 
 #: Relative allowance under a tier's optimum for the solver's own feasibility tolerance (a tier kept "exactly").
 TIER_SLACK = 1e-6
-# A tier's floor: its proved bound less the tolerance (``_kept``), which keeps the tier within the tolerance
-# of its true optimum — "proved" — whenever the tier's plan reaches it; otherwise the plan's own value less
-# the tolerance and ``TIER_SLACK`` (proved only when that plan was proved optimal with no tolerance).
 
 
 def _tiers(model: MILP, engine: Backend, options: SolveOptions, t_begin: float, built_before: float
            ) -> tuple[MILP, list[dict[str, object]], SolveResult | None, np.ndarray | None]:
-    """Solve a lexicographic objective's earlier tiers (``MILP.stages``) in turn, each within its share
-    of the time limit and proved within half its tolerance, and return the last tier's model with every
-    earlier tier kept at its floor, what each tier reached, and the result
-    that stopped the tiers without a plan (interrupted, time limit), if one did, and the last tier's
-    point (it keeps every floor, so it starts the next solve). A tier proved infeasible ends the tiers:
-    the last solve then reports it, as for any infeasible model."""
+    """Solve a lexicographic objective's earlier tiers (``MILP.stages``) in turn, each with its share of
+    the time limit and the scenario's gap, starting from the previous tier's plan, and return the last
+    tier's model with every earlier tier kept at its floor (the tier's value less ``tolerance`` of it,
+    less ``TIER_SLACK``), what each tier reached, the result that stopped the tiers without a plan
+    (interrupted, or a first tier with none), and the last tier's point (it keeps every floor, so it
+    starts the last solve). A first tier proved infeasible ends the tiers: the last solve reports it,
+    as for any infeasible model. A tier is *proved* when its solve proved optimality within the gap."""
     current = dataclasses.replace(model, stages=())
     info: list[dict[str, object]] = []
     x: np.ndarray | None = None
+    n = len(model.stages)
+    least = min(MIN_SOLVE_SECONDS, options.time_limit / (n + 1))
     for k, st in enumerate(model.stages):
         left = options.time_limit - (time.perf_counter() - t_begin + built_before)
-        share = max(MIN_SOLVE_SECONDS, left / (len(model.stages) - k + 1))
-        gap = max(float(options.mip_gap), st.tolerance / 2)     # a tier need only be proved within its tolerance
+        share = max(least, left / (n - k + 1))
         res = engine.solve(dataclasses.replace(current, c=st.c, offset=0.0),
-                           dataclasses.replace(options, time_limit=share, mip_gap=gap),
+                           dataclasses.replace(options, time_limit=share),
                            start=x if engine.capabilities.mip_start else None)
         if res.status == SolutionStatus.ERROR:
             raise BackendError(f"backend {res.backend} failed on tier {st.name}: {res.message}")
-        if res.status == SolutionStatus.INFEASIBLE:
-            break
-        if not res.has_solution or res.x is None or res.termination == Termination.INTERRUPTED:
+        if res.termination == Termination.INTERRUPTED:
             return current, info, res, None      # Ctrl-C in a tier stops the whole solve (no plan yet)
-        x = np.array(res.x, dtype=float)
-        x[current.integrality] = np.round(x[current.integrality])
-        z = float(st.c @ x)
-        slack = TIER_SLACK * max(1.0, abs(z))
-        kept = _kept(res.bound, st.tolerance) if res.bound is not None and math.isfinite(res.bound) else math.inf
-        proved = kept <= z - slack
-        floor = kept if proved else _kept(z, st.tolerance) - slack
-        proved = proved or (res.status == SolutionStatus.OPTIMAL and st.tolerance == 0)
+        if res.status == SolutionStatus.INFEASIBLE:
+            if x is None:
+                break
+            other = _other_backend(res.backend)
+            raise BackendError(f"backend {res.backend} reported tier {st.name} infeasible, though the plan of the "
+                               f"tier before keeps every floor; use another backend, e.g. '{other}'")
+        if res.has_solution and res.x is not None:
+            point = np.array(res.x, dtype=float)
+            point[current.integrality] = np.round(point[current.integrality])
+        elif x is not None:
+            point = x                            # stopped without a plan: the tier before's plan still keeps all
+        else:
+            return current, info, res, None
+        z = float(st.c @ point)
+        floor = _kept(z, st.tolerance) - TIER_SLACK * max(1.0, abs(z))
+        proved = res.status == SolutionStatus.OPTIMAL
         cols = np.flatnonzero(st.c)
         current = current.extended(rows=[(f"tier[{st.name}]", cols, st.c[cols], floor, math.inf)], family="tier")
         info.append({"criterion": st.name, "optimum": z, "bound": res.bound, "floor": floor,
                      "proved": proved, "tolerance": st.tolerance, "seconds": res.solve_seconds})
-        x = np.concatenate([x, np.zeros(current.n_cols - x.shape[0])])
+        x = np.concatenate([point, np.zeros(current.n_cols - point.shape[0])])
     return current, info, None, x
 
 
 def _kept(value: float, tolerance: float) -> float:
-    """``value`` less ``tolerance`` of its size: increasing in ``value``, so the floor kept from a proved
-    bound is at least what the same tolerance keeps of the tier's true optimum."""
+    """``value`` less ``tolerance`` of its size (for a negative value too: it is increasing in ``value``)."""
     return value - tolerance * abs(value)
 
 

@@ -31,9 +31,10 @@ def greedy_start(model: MILP, options: np.ndarray, order: np.ndarray | None = No
     ``options`` are the columns of the start-year options (``Formulation.x``). Other integer
     columns (platform flags, withdrawals) are switched on only when an option needs them;
     continuous columns other than penalised slacks stay at their lower bound. ``order`` replaces
-    the value-per-use ranking of step 2 by the given option columns, all tried in that order
-    (a rule-based allocation). ``soft`` marks rows that what must be funded (step 1) may exceed:
-    they bind only the options added after it, and the point is checked against the other rows.
+    the value-per-use ranking of step 2 by the given option columns, all tried in that order, the
+    list gone through again while anything more fits (a rule-based allocation). ``soft`` marks
+    rows that what must be funded (step 1) may exceed: they bind only the options added after it,
+    and the point is checked against the other rows.
     """
     A = model.A.tocsc()
     n = model.n_cols
@@ -107,17 +108,28 @@ def greedy_start(model: MILP, options: np.ndarray, order: np.ndarray | None = No
         cols = A_csr.indices[A_csr.indptr[r]:A_csr.indptr[r + 1]]
         members = [int(c) for c in cols if c in option_set or c in helper_set]
         members.sort(key=lambda c: (c not in option_set, -model.c[c]))
-        if not any(add(c) for c in members):
+        for c in members:                # as many as the row needs (one for a mandatory item, more for a floor)
+            if add(c) and act[r] >= model.row_lo[r] - TOL:
+                break
+        if act[r] < model.row_lo[r] - TOL:
             return None
     # 2. the best options by value per unit of what they use (or in the given order), while every row holds
     hi[:] = hard_hi
     if order is None:
         value = model.c[options]
         use = np.asarray(abs(A[:, options]).sum(axis=0)).ravel()
-        order = options[np.argsort(-(value / (1.0 + use)), kind="stable")]
-        order = order[model.c[order] > 0]
-    for j in order:
-        add(int(j))
+        ranked = options[np.argsort(-(value / (1.0 + use)), kind="stable")]
+        for j in ranked[model.c[ranked] > 0]:
+            add(int(j))
+    else:
+        # a rule goes down its list again while something more fits (a project skipped because its
+        # prerequisite was not funded yet is reconsidered once it is)
+        added = True
+        while added:
+            added = False
+            for j in order:
+                if x[j] < 1 and add(int(j)):
+                    added = True
     # 3. penalised slacks: in each of their rows, the least amount that brings the row into bounds
     for r in np.flatnonzero(free_rows):
         lo, up = model.row_lo[r], model.row_hi[r]

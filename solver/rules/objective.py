@@ -53,7 +53,7 @@ import numpy as np
 
 from solver.data.scenario import Scenario
 from solver.mip.arrays import Stage
-from solver.pipeline.accounts import View, live_years, option_value
+from solver.pipeline.accounts import View, best_values, live_years
 from solver.rules.base import Audit, Build, Family
 
 if TYPE_CHECKING:
@@ -207,15 +207,9 @@ def _define_roi(m: Build) -> None:
     _add_penalties(m)
 
 
-def _define_max_min(m: Build) -> None:
-    """The worst-off share first, then benefit."""
-    _define_tiers(m, ["min-share", "benefit"], m.scenario.policy.objective.tolerance)
-
-
-def _define_lexicographic(m: Build) -> None:
-    """The model's tiers in turn."""
-    obj = m.scenario.policy.objective
-    _define_tiers(m, list(obj.tiers), obj.tolerance)
+def _define_staged(m: Build) -> None:
+    """max-min (the worst-off share, then benefit) and lexicographic (the model's tiers), in turn."""
+    _define_tiers(m, all_tiers(m.scenario), m.scenario.policy.objective.tolerance)
 
 
 def _define_weighted(m: Build) -> None:
@@ -230,14 +224,6 @@ def _define_weighted(m: Build) -> None:
 
 
 # ---- recomputing: plain loops over the audit's figures --------------------------------------------
-
-def _best_value(sc: Scenario, v: View, p_id: str) -> float:
-    """A project's value at its earliest allowed start (committed start when committed and kept)."""
-    p = v.projects[p_id]
-    committed = p.committed if sc.policy.commitments.mode != "ignore" else None
-    start = committed if committed is not None else p.earliest
-    return option_value(sc, p.need_weight, p.benefit, start, p.duration)
-
 
 def _loop_roi(sc: Scenario, v: View, p_id: str, start: int) -> float:
     """Discounted net financial return of one project started in ``start``, by loops."""
@@ -279,10 +265,11 @@ def criterion(a: Audit, name: str) -> float:
         total = sum(_loop_roi(sc, v, p, s) for p, s in a.dec.starts.items())
         return total - sum(v.projects[p].withdrawal_cost for p in a.dec.withdrawn)
     if name == "min-share":
+        best = best_values(sc)
         shares = []
         for s in v.local_capital:
             mine = [p for p in v.projects.values() if p.system == s]
-            need = _groups_once(sc, v, {p.id: _best_value(sc, v, p.id) for p in mine})
+            need = _groups_once(sc, v, {p.id: best[p.id] for p in mine})
             if need > 0:
                 shares.append(sum(acc.value.get(p.id, 0.0) for p in mine) / need)
         return min(shares, default=1.0)
@@ -305,19 +292,24 @@ def scale(a: Audit, name: str) -> float:
         total = _groups_once(sc, v, best)
     else:
         k = int(name.removeprefix(CATEGORY_PREFIX)) if name.startswith(CATEGORY_PREFIX) else None
-        total = _groups_once(sc, v, {p.id: _best_value(sc, v, p.id) for p in v.projects.values()
-                                 if k is None or p.category == k})
+        best = best_values(sc)
+        total = _groups_once(sc, v, {p.id: best[p.id] for p in v.projects.values() if k is None or p.category == k})
     return total if total > 0 else 1.0
+
+
+def all_tiers(scenario: Scenario) -> list[str]:
+    """Every tier of a staged objective, in order (max-min: the worst-off share, then benefit); [] otherwise."""
+    obj = scenario.policy.objective
+    if obj.kind == "max-min":
+        return ["min-share", "benefit"]
+    if obj.kind == "lexicographic":
+        return list(obj.tiers)
+    return []
 
 
 def tiers(scenario: Scenario) -> list[str]:
     """The criteria solved as earlier tiers (stages) for the policy's objective, in order."""
-    obj = scenario.policy.objective
-    if obj.kind == "max-min":
-        return ["min-share"]
-    if obj.kind == "lexicographic":
-        return list(obj.tiers[:-1])
-    return []
+    return all_tiers(scenario)[:-1]
 
 
 def _recompute_benefit(a: Audit, penalties: dict[str, float]) -> tuple[float, dict[str, float]]:
@@ -341,12 +333,8 @@ def _recompute_roi(a: Audit, penalties: dict[str, float]) -> tuple[float, dict[s
     return _recompute_last(a, penalties, "roi")
 
 
-def _recompute_max_min(a: Audit, penalties: dict[str, float]) -> tuple[float, dict[str, float]]:
-    return _recompute_last(a, penalties, "benefit")
-
-
-def _recompute_lexicographic(a: Audit, penalties: dict[str, float]) -> tuple[float, dict[str, float]]:
-    return _recompute_last(a, penalties, a.scenario.policy.objective.tiers[-1])
+def _recompute_staged(a: Audit, penalties: dict[str, float]) -> tuple[float, dict[str, float]]:
+    return _recompute_last(a, penalties, all_tiers(a.scenario)[-1])
 
 
 def _recompute_weighted(a: Audit, penalties: dict[str, float]) -> tuple[float, dict[str, float]]:
@@ -366,8 +354,8 @@ Recompute = Callable[[Audit, dict[str, float]], tuple[float, dict[str, float]]]
 KINDS: dict[str, tuple[Define, Recompute]] = {
     "benefit": (_define_benefit, _recompute_benefit),
     "roi": (_define_roi, _recompute_roi),
-    "max-min": (_define_max_min, _recompute_max_min),
-    "lexicographic": (_define_lexicographic, _recompute_lexicographic),
+    "max-min": (_define_staged, _recompute_staged),
+    "lexicographic": (_define_staged, _recompute_staged),
     "weighted": (_define_weighted, _recompute_weighted),
 }
 """Objective kind → (define, recompute)."""
