@@ -425,3 +425,30 @@ def test_every_shipped_policy_on_generated_instances(tmp_path_factory: pytest.Te
         assert o.audit.ok, (name, o.audit.violations)
         value = sum(account(base, o.decisions).value.values())
         assert value <= ref.objective + 1e-6 * max(1.0, abs(ref.objective)), name
+
+
+def test_an_objective_override_keeps_the_models_kind() -> None:
+    base = load_scenario(TINY)
+    policy, path = load_policy("max-min", builtin_models_dir())
+    sc = dataclasses.replace(base, policy=policy).with_overrides({"objective": {"horizon_years": 5}})
+    assert sc.policy.objective.kind == "max-min"
+    assert sc.policy.objective.horizon_years == 5
+    lex, _ = load_policy("levelling-up", builtin_models_dir())
+    assert dataclasses.replace(base, policy=lex).with_overrides(
+        {"objective": {"tolerance": 0.05}}).policy.objective.tolerance == 0.05
+    # naming another kind replaces the table
+    assert base.with_overrides({"objective": {"kind": "roi"}}).policy.objective.kind == "roi"
+
+
+@pytest.mark.parametrize("analysis", ["robust", "alternatives", "thresholds"])
+def test_analyses_that_need_the_mip_refuse_rule_based_policies(tmp_path: Path, analysis: str) -> None:
+    from click.testing import CliRunner
+
+    from solver.cli import main
+
+    sc = tmp_path / "cap.toml"
+    sc.write_text(f'instance = "{TINY.parent}"\nmodel = "capitation"\n')
+    r = CliRunner().invoke(main, [analysis, str(sc), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert "needs an optimising policy" in r.output
+    assert not (tmp_path / "out").exists()
