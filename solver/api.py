@@ -10,11 +10,16 @@ scenario wants: infeasibility explained, and the documented exceptions instead o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from solver.data.scenario import Scenario
 from solver.pipeline.core import solve_scenario
 from solver.pipeline.decisions import Decisions
 from solver.pipeline.outcome import Outcome
 from solver.pipeline.verdict import require_plan
+
+if TYPE_CHECKING:
+    from solver.analyses.engine import Analysis
 
 
 def solve(
@@ -38,3 +43,16 @@ def solve(
     scenario = scenario.with_solver(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads,
                                     seed=seed)
     return require_plan(solve_scenario(scenario, start=start), start)
+
+
+def against_baseline(scenario: Scenario, outcome: Outcome, **solver: object) -> tuple[Outcome, Analysis] | None:
+    """For a scenario that names its ``baseline``: the baseline's plan (solved with the same solver options)
+    and what changes from it to ``outcome`` (``solver.analyses.diff``); None without a baseline. The
+    baseline's own baseline is not followed."""
+    if not scenario.baseline:
+        return None
+    from solver.analyses.diff import diff_plans
+    from solver.data.scenario import load_scenario
+
+    base = solve(load_scenario(scenario.baseline), **solver)  # type: ignore[arg-type]
+    return base, diff_plans(base, outcome)

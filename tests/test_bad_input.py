@@ -26,7 +26,8 @@ from solver.present.outputs import MARKER
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "instances" / "tiny"
 SCENARIO = "baseline.toml"
-OUTPUT_FILES = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json", MARKER}
+OUTPUT_FILES = {"plan.csv", "systems.csv", "misses.csv", "trusts.csv", "budget.csv", "summary.json", "timing.json",
+                MARKER}
 
 
 @pytest.fixture

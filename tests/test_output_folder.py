@@ -21,7 +21,7 @@ from solver.errors import InputError
 from solver.present.outputs import MARKER, MARKER_TEXT, OutputFolderError, _tag, check_output_folder, write_folder
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny"
-SOLVE_FILES = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json"}
+SOLVE_FILES = {"plan.csv", "systems.csv", "misses.csv", "trusts.csv", "budget.csv", "summary.json", "timing.json"}
 FILES = {"a.csv": pd.DataFrame({"x": [1.0, 2.5]}), "s.json": {"ok": True}, "note.txt": "hello\n"}
 
 

@@ -27,7 +27,7 @@ from solver.present.outputs import MARKER, check_output_folder, read_decisions
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals and flock")
 
 TINY = Path(__file__).resolve().parent.parent / "instances" / "tiny"
-NEW = {"plan.csv", "systems.csv", "misses.csv", "budget.csv", "summary.json", "timing.json", MARKER}
+NEW = {"plan.csv", "systems.csv", "misses.csv", "trusts.csv", "budget.csv", "summary.json", "timing.json", MARKER}
 SENTINEL = "from-the-previous-run.txt"
 OLD = NEW | {SENTINEL}
 COMPARED = ["plan.csv", "budget.csv", "systems.csv", "misses.csv"]  # equal between equal runs

@@ -16,8 +16,8 @@ the tables), never from a solver object. Definitions (docs/policies.md):
 - ``systems_with_nothing``, ``cat01_trusts_with_nothing``: systems with no national funding;
   category-0/1 organisations that bid (have a candidate project) with no funded project.
 - ``platforms_introduced``: (system, platform) pairs a funded project brings into a system.
-- ``unspent_<pot>_<year>`` and ``unspent_total``: envelope less what the plan draws (money a year
-  cannot use is lost when there is no carry-over).
+- ``unspent_<pot>_<year>`` and ``unspent_total``: what is left unspent each year and pot after
+  transfers and carry-over (``accounts.budget_rows``; lost when there is no carry-over).
 - ``run_cost_<year>``: revenue consequences created: run costs of funded projects each year, to the
   end of the appraisal horizon.
 - participatory-budgeting instances (``ballots``): ``votes_for_funded`` (approvals of funded
@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from solver.pipeline.accounts import account, view
+from solver.pipeline.accounts import account, budget_rows, view
 from solver.pipeline.outcome import Outcome
 from solver.rules.standardisation import funded_platforms
 
@@ -113,13 +113,13 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
     row["platforms_introduced"] = sum(len(ks - v.present_platforms[s])
                                       for s, ks in funded_platforms(v, outcome.decisions).items())
 
-    env = {(q, int(y)): float(v) for y, c, r in sc.envelope[["year", "capital", "revenue"]].itertuples(index=False)
-           for q, v in (("capital", c), ("revenue", r))}
+    assert outcome.decisions is not None
     unspent = 0.0
-    for (q, y), limit in sorted(env.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        left = limit - acc.pot_spend.get((q, y), 0.0)
-        row[f"unspent_{q}_{y}"] = left
-        unspent += left
+    budget = 0.0
+    for r in budget_rows(sc, outcome.decisions, acc):
+        row[f"unspent_{r['pot']}_{r['year']}"] = r["unspent"]
+        unspent += float(r["unspent"])
+        budget += float(r["envelope"])
     row["unspent_total"] = unspent
     run: dict[int, float] = {int(y): 0.0 for y in sc.envelope["year"]} | {y: 0.0 for y in acc.revenue_tail}
     for line in acc.lines:
@@ -135,7 +135,6 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
         row["votes_for_funded"] = int(funded.sum())
         voters = ballots["voter_id"].astype(str)
         row["voters_satisfied"] = float(voters[funded].nunique() / voters.nunique())
-        budget = sum(env.values())
         row["cost_utilised"] = (budget - unspent) / budget if budget else math.nan
     return row
 

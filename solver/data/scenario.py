@@ -63,6 +63,7 @@ class ScenarioFile(_Strict):
     description: str = ""
     instance: str
     model: str = "need-first"
+    baseline: str = Field("", description="another scenario file this one is compared with (e.g. before a cut)")
     envelope: EnvelopeChange = EnvelopeChange()
     overrides: dict[str, Any] = Field(default_factory=dict)
     solver: SolverSettings = SolverSettings()
@@ -81,6 +82,9 @@ class Scenario:
     envelope: pd.DataFrame
     solver: SolverSettings
     excluded: frozenset[str] = frozenset()   # projects that may not be funded (``variants.ForceOut``)
+    baseline: str = ""
+    """The scenario file this one names as its ``baseline`` (resolved path; empty when none): ``solve`` then
+    states the change against it and writes ``changes.csv``; fair shares are then on its envelope."""
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The scenario's own ``[overrides]`` (already in ``policy``): applied again on top of another model when
     policies are compared (``variants.SetPolicy``)."""
@@ -304,6 +308,18 @@ def load_scenario(path: str | Path) -> Scenario:
         instance = load_instance(root)
     policy, model_path = load_policy(doc.model, base, doc.overrides, source=path)
     envelope = apply_envelope_change(instance, doc.envelope, path)
+    baseline = ""
+    if doc.baseline:
+        try:
+            found = _resolve(base / doc.baseline)
+            exists = found.is_file()
+        except (OSError, ValueError) as exc:
+            raise _path_error(path, "baseline", exc) from None
+        if not exists:
+            raise InputError(path, f"key 'baseline': scenario file not found: {found}")
+        if found == _resolve(path):
+            raise InputError(path, "key 'baseline': a scenario cannot be its own baseline")
+        baseline = str(found)
     return Scenario(
         name=path.stem,
         path=str(path),
@@ -313,5 +329,6 @@ def load_scenario(path: str | Path) -> Scenario:
         model_path=str(model_path),
         envelope=envelope,
         solver=doc.solver,
+        baseline=baseline,
         overrides=doc.overrides,
     )

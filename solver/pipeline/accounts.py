@@ -238,3 +238,26 @@ def best_values(scenario: Scenario) -> dict[str, float]:
         start = int(c) if c == c and keep else int(e)
         out[p] = option_value(scenario, weights[p], float(b), start, int(dur))
     return out
+
+
+def budget_rows(scenario: Scenario, dec: Decisions, acc: Accounts) -> list[dict[str, float | int | str]]:
+    """Per year and pot: envelope, spent, capital-to-revenue transfer, carry-over in and out, and what is
+    left unspent (the one definition of unspent money, for reports, metrics and diffs)."""
+    frame = scenario.envelope[["year", "capital", "revenue"]]
+    env = {(int(y), q): float(v) for y, c, r in frame.itertuples(index=False)
+           for q, v in (("capital", c), ("revenue", r))}
+    years = list(scenario.instance.years)
+    rows: list[dict[str, float | int | str]] = []
+    for i, y in enumerate(years):
+        f = dec.flex.get(y, 0.0)
+        for pot, sign in (("capital", 1.0), ("revenue", -1.0)):
+            c_in = dec.carry.get((pot, years[i - 1]), 0.0) if i else 0.0
+            c_out = dec.carry.get((pot, y), 0.0)
+            spent = acc.pot_spend[(pot, y)]
+            envelope = env[(y, pot)]
+            rows.append({
+                "year": y, "pot": pot, "envelope": envelope, "spent": spent,
+                "capital_to_revenue": sign * f, "carried_in": c_in, "carried_out": c_out,
+                "unspent": envelope + c_in - spent - sign * f - c_out,
+            })
+    return rows

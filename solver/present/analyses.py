@@ -471,3 +471,50 @@ def render_compare(analysis: Analysis) -> str:
                f"against {ref}); FS: fair share of the envelope; status heuristic: a rule's plan, no bound "
                "claimed. Definitions: docs/policies.md.")
     return "\n".join(out)
+
+
+def render_diff(analysis: Analysis) -> str:
+    """One screen for a planner: the cut, national funding before and after, who loses by category, kind,
+    system and region, commitments withdrawn, unspent money and the revenue tail, then the briefing."""
+    from solver.analyses.diff import gbp
+
+    s, t = analysis.summary, analysis.tables
+    base = s.get("base", {})
+    head = s.get("scenario", {})
+    out = [f"{_s(base.get('scenario', '?'))} ({_s(base.get('model', '?'))}) → {_s(head.get('name', '?'))} "
+           f"({_s(head.get('model', '?'))})"]
+    env = s.get("envelope_change") or []
+    out.append("Envelope: " + ("; ".join(f"{fy(int(e['year']))} {e['pot']} {gbp(e['before'], False)} → "
+                                         f"{gbp(e['after'], False)} ({gbp(e['change'])})" for e in env)
+                               if env else "unchanged"))
+    nf, pr = s["national_funding"], s["projects"]
+    out.append(f"National funding: {gbp(nf['before'], False)} → {gbp(nf['after'], False)} "
+               f"({gbp(nf['after'] - nf['before'])}); {pr['lost']} projects lose funding "
+               f"({gbp(pr['money_lost'], False)}), {pr['gained']} gain ({gbp(pr['money_gained'], False)}), "
+               f"{pr['moved']} change start year")
+
+    def block(title: str, table: str, key: str, n: int, label: Any = None) -> None:
+        frame = t[table]
+        rows = frame[(frame["change"].abs() > 5e-4)].head(n)
+        if rows.empty:
+            return
+        title = f"{title}{'' if len(rows) == len(frame) else f' (largest {len(rows)} changes)'}"
+        out.append(f"\n{title:36} {'before':>9} {'after':>10} {'change':>10} {'':5} {'lost':>5} {'gained':>6}")
+        for r in rows.itertuples():
+            name = label(r) if label else getattr(r, key)
+            pct = f" {r.change_pct:+4.0f}%" if r.change_pct == r.change_pct else "      "
+            out.append(f"  {_s(str(name))[:34]:34} {r.before:9,.1f} {r.after:10,.1f} {r.change:+10,.1f}{pct} "
+                       f"{r.projects_lost:5d} {r.projects_gained:6d}")
+
+    block("By category", "by_category", "category", 5,
+          lambda r: f"category {r.category}" if r.category != "system-wide" else "system-wide")
+    block("By kind", "by_kind", "kind", 6)
+    block("By ICB", "by_system", "system_id", 8, lambda r: r.name or r.system_id)
+    block("By region", "by_region", "region", 8)
+    w = s["withdrawn"]
+    out.append(f"\nCommitments withdrawn: {w['count']}" + (f", cost {gbp(w['cost'], False)}" if w["count"] else ""))
+    un, tail = s["unspent"], s["revenue_tail"]
+    out.append(f"Unspent envelope: {gbp(un['before'], False)} → {gbp(un['after'], False)}; revenue tail beyond the "
+               f"envelope: {gbp(tail['before'], False)} → {gbp(tail['after'], False)}")
+    out.append("\nBriefing: " + _s(s["briefing"]))
+    return "\n".join(out)

@@ -58,6 +58,7 @@ _GUARD = "'"
 
 if TYPE_CHECKING:
     from solver.data.scenario import Scenario
+    from solver.pipeline.outcome import Outcome
 
 
 def _guard(v: object) -> object:
@@ -528,6 +529,38 @@ def read_decisions(folder: str | Path) -> Decisions:
     chosen = (misses["type"] == "project") & misses["withdrawn"].str.lower().isin(["true", "1"])
     withdrawn = sorted(misses.loc[chosen, "id"])
     return Decisions(starts=dict(sorted(starts.items())), withdrawn=withdrawn, flex=flex, carry=carry)
+
+
+def read_outcome(folder: str | Path) -> Outcome:
+    """A result folder of ``envelope solve`` read back as an audited ``Outcome``: its scenario reloaded from
+    the path in ``summary.json`` (refused if it changed since: the content identity must match) and its
+    plan (``read_decisions``) re-audited against it, so every figure is recomputed from the tables."""
+    from solver.backends.result import SolutionStatus, Termination
+    from solver.data.scenario import load_scenario
+    from solver.pipeline.audit import audit
+    from solver.pipeline.outcome import Outcome
+
+    folder = Path(folder)
+    path = folder / "summary.json"
+    if not (folder / "plan.csv").is_file() or not path.is_file():
+        raise InputError(folder, "not a result folder of envelope solve (no plan.csv and summary.json)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        scenario_path, identity = str(doc["scenario_path"]), str(doc["scenario_id"])
+        status, termination = SolutionStatus(doc["status"]), Termination(doc["termination"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"not a summary.json written by envelope solve ({type(exc).__name__}: {exc})") from None
+    scenario = load_scenario(scenario_path)
+    if scenario.identity != identity:
+        raise InputError(path, f"its scenario {scenario_path} (or its instance or model) has changed since these "
+                               "results were written; solve it again")
+    decisions = read_decisions(folder)
+    report = audit(scenario, decisions)
+    if not report.ok:
+        raise InputError(folder / "plan.csv", f"the plan breaks a rule of its scenario: {report.violations[0]}")
+    return Outcome(scenario=scenario, status=status, termination=termination, backend=str(doc["solver"]["backend"]),
+                   objective=report.objective, bound=doc.get("bound"), gap=doc.get("gap"), decisions=decisions,
+                   audit=report, label=str(folder))
 
 
 def output_files(result: object) -> dict[str, object]:

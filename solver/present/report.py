@@ -13,7 +13,7 @@ import pandas as pd
 
 from solver.data.readers import safe_text
 from solver.data.scenario import Scenario
-from solver.pipeline.accounts import Project, best_values, project_system, view
+from solver.pipeline.accounts import Project, best_values, budget_rows, project_system, view
 from solver.pipeline.audit import fair_share_amounts
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
@@ -37,45 +37,33 @@ def plan_table(outcome: Outcome) -> pd.DataFrame:
     lines.insert(1, "name", lines["project_id"].map(pr["name"]))
     lines.insert(2, "org_id", lines["project_id"].map(pr["org_id"]))
     lines.insert(3, "system_id", lines["project_id"].map(psys))
-    lines.insert(4, "kind", lines["project_id"].map(pr["kind"]))
-    lines.insert(5, "platform", lines["project_id"].map(pr["platform"]))
-    lines.insert(6, "start", lines["project_id"].map(outcome.decisions.starts))
-    lines.insert(7, "go_live", lines["start"] + lines["project_id"].map(pr["duration_years"]))
+    lines.insert(4, "region", lines["system_id"].map(sc.instance.systems.set_index("system_id")["region"]))
+    lines.insert(5, "category", lines["project_id"].map(
+        pr["org_id"].map(sc.instance.organisations.set_index("org_id")["category"])).astype("Int64"))
+    lines.insert(6, "kind", lines["project_id"].map(pr["kind"]))
+    lines.insert(7, "platform", lines["project_id"].map(pr["platform"]))
+    lines.insert(8, "start", lines["project_id"].map(outcome.decisions.starts))
+    lines.insert(9, "go_live", lines["start"] + lines["project_id"].map(pr["duration_years"]))
     lines["run_cost_payer"] = sc.policy.revenue_consequences.payer
     return lines.sort_values(["project_id", "year"]).reset_index(drop=True)
 
 
 def budget_table(outcome: Outcome) -> pd.DataFrame:
     """Per year and pot: envelope, spent, transfers, carry-over and what is left unspent."""
-    sc = outcome.scenario
-    acc = outcome.accounts
-    dec = outcome.decisions
-    env = sc.envelope.set_index("year")
-    rows = []
-    years = list(sc.instance.years)
-    for i, y in enumerate(years):
-        f = dec.flex.get(y, 0.0)
-        for pot, sign in (("capital", 1.0), ("revenue", -1.0)):
-            c_in = dec.carry.get((pot, years[i - 1]), 0.0) if i else 0.0
-            c_out = dec.carry.get((pot, y), 0.0)
-            spent = acc.pot_spend[(pot, y)]
-            envelope = float(env.at[y, pot])
-            rows.append({
-                "year": y, "pot": pot, "envelope": envelope, "spent": spent,
-                "capital_to_revenue": sign * f, "carried_in": c_in, "carried_out": c_out,
-                "unspent": envelope + c_in - spent - sign * f - c_out,
-            })
-    return pd.DataFrame(rows)
+    assert outcome.decisions is not None
+    return pd.DataFrame(budget_rows(outcome.scenario, outcome.decisions, outcome.accounts))
 
 
-def systems_table(outcome: Outcome) -> pd.DataFrame:
-    """Per system: allocation against fair share, funded and unmet need, platforms, trusts left out."""
+def systems_table(outcome: Outcome, fair_share_envelope: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per system: allocation against fair share (on ``fair_share_envelope`` when given, e.g. the baseline's,
+    else the scenario's own basis), funded and unmet need, platforms, trusts left out."""
     sc = outcome.scenario
     acc = outcome.accounts
     inst = sc.instance
     starts = outcome.decisions.starts
     psys = project_system(sc)
-    share = fair_share_amounts(sc, acc)
+    basis = sc if fair_share_envelope is None else sc.with_envelope(fair_share_envelope)
+    share = fair_share_amounts(basis, acc)
     values = best_values(sc)
     unmet = _unmet(sc, starts, values)
     orgs = inst.organisations
@@ -207,13 +195,53 @@ def misses_table(outcome: Outcome) -> pd.DataFrame:
     return frame.drop(columns="_o").reset_index(drop=True)
 
 
-def tables(outcome: Outcome) -> dict[str, pd.DataFrame]:
-    """All output tables of an outcome as DataFrames: plan, budget, systems, misses."""
+def trusts_table(outcome: Outcome) -> pd.DataFrame:
+    """Every organisation: category, platform, what it asked (each alternatives group counted once, at its
+    dearest option), what was funded (national money), its funded and unfunded bids."""
+    sc = outcome.scenario
+    inst = sc.instance
+    starts = outcome.decisions.starts if outcome.decisions is not None else {}
+    money: dict[str, float] = {}
+    for line in outcome.accounts.lines:
+        money[line[0]] = money.get(line[0], 0.0) + line[2] + line[4]
+    cost = inst.costs.assign(total=inst.costs["capital"] + inst.costs["revenue"]).groupby("project_id")["total"].sum()
+    region = dict(zip(inst.systems["system_id"], inst.systems["region"]))
+    bids: dict[str, list[str]] = {}
+    group: dict[str, str] = {}
+    for p, o, g in inst.projects[["project_id", "org_id", "group"]].itertuples(index=False):
+        if isinstance(o, str):
+            bids.setdefault(o, []).append(p)
+        group[p] = g if isinstance(g, str) and g else ""
+    rows = []
+    for o, name, s, cat, plat in inst.organisations[["org_id", "name", "system_id", "category",
+                                                     "platform"]].itertuples(index=False):
+        mine = bids.get(o, [])
+        asked_by_group: dict[str, float] = {}
+        for p in mine:
+            key = group[p] or p
+            asked_by_group[key] = max(asked_by_group.get(key, 0.0), float(cost.get(p, 0.0)))
+        funded = [p for p in mine if p in starts]
+        rows.append({
+            "org_id": o, "name": name, "system_id": s, "region": region.get(s, ""), "category": int(cat),
+            "platform": plat if isinstance(plat, str) else "", "bids": len(mine),
+            "asked": sum(asked_by_group.values()), "funded_national": sum(money.get(p, 0.0) for p in funded),
+            "funded_bids": ";".join(sorted(funded)),
+            "unfunded_bids": ";".join(sorted(p for p in mine if p not in starts)),
+        })
+    frame = pd.DataFrame(rows, columns=["org_id", "name", "system_id", "region", "category", "platform", "bids",
+                                        "asked", "funded_national", "funded_bids", "unfunded_bids"])
+    return frame.sort_values(["category", "org_id"]).reset_index(drop=True)
+
+
+def tables(outcome: Outcome, fair_share_envelope: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """All output tables of an outcome as DataFrames: plan, budget, systems, misses, trusts (fair shares on
+    ``fair_share_envelope`` when given: a baseline's envelope)."""
     return {
         "plan": plan_table(outcome),
         "budget": budget_table(outcome),
-        "systems": systems_table(outcome),
+        "systems": systems_table(outcome, fair_share_envelope),
         "misses": misses_table(outcome),
+        "trusts": trusts_table(outcome),
     }
 
 
@@ -279,6 +307,7 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         f"Scenario {s_(sc.name)} — instance {s_(sc.instance.name)}, model {s_(sc.policy.name)}",
         f"Status: {outcome.status.value} (termination: {outcome.termination.value}); "
         f"gap {gap}; objective {outcome.objective:,.1f}, bound {bound}",
+        f"Objective: {objective_unit(sc)}",
         f"Solver: {outcome.backend} {outcome.solver_version}; build {outcome.build_seconds:.2f} s, "
         f"solve {outcome.solve_seconds:.2f} s; {outcome.model_size['integer_columns']} binaries, "
         f"{outcome.model_size['rows']} rows; plan audit passed",
@@ -301,6 +330,14 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
     ]
     for r in t["budget"].itertuples():
         lines.append(f"  {fy(r.year)} {r.pot:<8} {r.envelope:10,.1f} {r.spent:9,.1f} {r.unspent:9,.1f}")
+    carry = sc.policy.budget.carry_over
+    for r in t["budget"].itertuples():
+        if r.unspent > max(0.5, 0.005 * r.envelope):      # not the odd £k a whole-£k plan cannot use
+            fate = "lost (no carry-over)" if carry == 0 or r.year == sc.instance.years[-1] else \
+                f"{carry:.0%} of a year's unspent money may be carried"
+            flex = "" if r.pot == "capital" or sc.policy.budget.capital_to_revenue > 0 else \
+                "; no capital-to-revenue flexibility"
+            lines.append(f"  UNSPENT: £{r.unspent:,.1f}m of {fy(r.year)} {r.pot}, {fate}{flex}")
     tail = outcome.audit.accounts.revenue_tail if outcome.audit.accounts else {}
     if tail:
         first = min(tail)
@@ -317,9 +354,10 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
     if not m.empty:
         low = m[(m["type"] == "organisation") & (m["category"] <= 1)]
         lines.append(f"Category 0/1 trusts with nothing funded: {len(low)}")
+        asked = dict(zip(t["trusts"]["org_id"], t["trusts"]["asked"])) if "trusts" in t else {}
         for r in low.head(15).itertuples():
             lines.append(f"  {s_(r.id)} {s_(r.name)} (category {int(r.category)}, {s_(r.system_id)}): "
-                         f"£{r.cost:,.1f}m of candidate projects")
+                         f"£{asked.get(r.id, r.cost):,.1f}m asked (alternatives counted once)")
         if len(low) > 15:
             lines.append(f"  … and {len(low) - 15} more (misses.csv)")
         proj = m[(m["type"] == "project") & m["counts_as_unmet"]]
@@ -331,9 +369,41 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         for r in proj.head(5).itertuples():
             lines.append(f"  {s_(r.id)} {s_(r.name)}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f}")
     s = t["systems"]
-    below = s[s["allocation_to_fair_share"] < 0.5]
-    lines.append(f"Systems below half their fair share: {len(below)}")
+    fs = sc.policy.fair_share
+    floor = fs.floor if fs.mode in ("floor", "band") else 0.5
+    what = f"their floor ({floor:.0%} of fair share)" if fs.mode in ("floor", "band") else "half their fair share"
+    below = s[s["allocation_to_fair_share"] < floor - 1e-9].sort_values("allocation_to_fair_share")
+    lines.append(f"Systems below {what}: {len(below)}"
+                 + (": " + ", ".join(f"{s_(r.name)} {r.allocation_to_fair_share:.0%}"
+                                     for r in below.head(8).itertuples())
+                    + (f" … and {len(below) - 8} more (systems.csv)" if len(below) > 8 else "") if len(below) else ""))
     return "\n".join(lines)
+
+
+def objective_unit(scenario: Scenario) -> str:
+    """What the objective counts, in words, with its unit."""
+    obj = scenario.policy.objective
+    horizon = f"discounted at {obj.discount_rate:.1%} over {obj.horizon_years} years from {scenario.instance.years[0]}"
+    words = {
+        "benefit": f"need-weighted benefit points (each funded project's benefit a year once live × its need "
+                   f"weight, {horizon})",
+        "roi": f"£m of net financial return (savings less national and local cost and run costs, {horizon})",
+        "min-share": "the worst-off system's share of its need met (0-1)",
+        "weighted": "a weighted score: each criterion as a share of what it could reach with unlimited money",
+    }
+    kind = obj.kind
+    if kind in ("max-min", "lexicographic"):
+        from solver.rules.objective import all_tiers
+
+        last = all_tiers(scenario)[-1]
+        kind = "benefit" if last == "benefit" or last.startswith("category-") else last
+        return f"the last tier, {last}: " + words[kind] + (f" of category {last[-1]} trusts"
+                                                          if last.startswith("category-") else "")
+    text = words[kind]
+    if kind == "benefit" and (obj.spend_weight or scenario.policy.fair_share.mode != "off"
+                              or scenario.policy.standardisation.mode == "penalty"):
+        text += ", less the policy's penalties"
+    return text
 
 
 # --------------------------------------------------------------------------- warnings
