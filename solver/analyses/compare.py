@@ -52,8 +52,10 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
                      workers: int = 1) -> Analysis:
     """Solve every scenario under every model and tabulate the metrics (``solver.analyses.metrics``).
 
-    Tables: ``metrics`` (one row per scenario × policy, the reference first) and ``plans`` (every funded
-    project of every plan: scenario, policy, project, start, national funding)."""
+    Tables: ``metrics`` (one row per scenario × policy, the reference first), ``prices`` (each policy against
+    the reference and against fair-share when it is compared: benefit, category-0/1 money, systems below
+    50% / 90% of fair share) and ``plans`` (every funded project of every plan: scenario, policy, project,
+    start, national funding)."""
     if not scenarios:
         raise InputError(None, "compare needs at least one scenario")
     if not models:
@@ -78,6 +80,8 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
             rows.append(row)
             plans += _plan_rows(sc.name, policy.name, o)
     table = pd.DataFrame(rows)
+    prices = _prices(table, [ref_policy.name] + [n for n in ("fair-share",) if n != ref_policy.name
+                                                  and n in {p.name for p, _ in policies}])
     first = ["scenario", "policy", "status", "objective", "need_first_value", "pct_of_need_first",
              "benefit_given_up", "cat01_money_change"]
     table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
@@ -88,8 +92,34 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
         "failed": jsonable([{k: r.get(k) for k in ("scenario", "policy", "status", "message")}
                             for r in rows if r["status"] not in ("optimal", "feasible", "heuristic")]),
     }
-    return Analysis("compare", {"metrics": table, "plans": pd.DataFrame(
+    return Analysis("compare", {"metrics": table, "prices": prices, "plans": pd.DataFrame(
         plans, columns=["scenario", "policy", "project_id", "start", "national_funding"])}, summary)
+
+
+PRICE_FIGURES = {"benefit": "need_first_value", "cat01_money": "cat01_money",
+                 "systems_below_50pct": "systems_below_50pct", "systems_below_90pct": "systems_below_90pct"}
+
+
+def _prices(table: pd.DataFrame, against: list[str]) -> pd.DataFrame:
+    """What each policy gives up against each comparator on the same scenario (the reference, and fair-share
+    when compared): yardstick benefit, category-0/1 money, and systems below 50% / 90% of fair share (each as
+    policy minus comparator)."""
+    t = table.copy()
+    if "cat01_share" in t.columns:
+        t["cat01_money"] = t["cat01_share"] * t["national_funding"]
+    rows = []
+    for scenario, block in t.groupby("scenario", sort=False):
+        by = block.set_index("policy")
+        for policy, r in by.iterrows():
+            for other in against:
+                if other == policy or other not in by.index:
+                    continue
+                row: dict[str, object] = {"scenario": scenario, "policy": policy, "against": other}
+                for name, col in PRICE_FIGURES.items():
+                    row[f"{name}_change"] = (r[col] - by.at[other, col]) if col in by.columns else float("nan")
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["scenario", "policy", "against",
+                                       *[f"{n}_change" for n in PRICE_FIGURES]])
 
 
 def _plan_rows(scenario: str, policy: object, o: Outcome) -> list[list[object]]:

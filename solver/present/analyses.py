@@ -465,6 +465,17 @@ def render_compare(analysis: Analysis) -> str:
         for _, r in block.iterrows():
             if r.get("status") not in ("optimal", "feasible", "heuristic"):
                 out.append(f"  {_s(r['policy'])}: no plan — {_s(r.get('message', ''))}")
+        prices = analysis.tables.get("prices")
+        if prices is not None and len(prices):
+            mine = prices[prices["scenario"] == scenario]
+            out.append("  Price of each policy (policy minus comparator): benefit points, category 0/1 £m, "
+                       "systems below 50% / 90% of fair share")
+            for policy, rows in mine.groupby("policy", sort=False):
+                parts = [f"vs {_s(r.against)} {r.benefit_change:+,.0f} pts, {r.cat01_money_change:+,.1f} £m, "
+                         f"{r.systems_below_50pct_change:+.0f} / {r.systems_below_90pct_change:+.0f}"
+                         for r in rows.itertuples() if r.benefit_change == r.benefit_change]
+                if parts:
+                    out.append(f"    {_s(policy):13} " + "; ".join(parts))
         out.append("")
     out.append(f"% {ref}: the plan's need-weighted benefit ({ref} weights) against {ref}'s optimum; "
                "benefit lost: the same in points; cat 0/1: national money to category 0/1 trusts (share, and change "
