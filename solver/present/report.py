@@ -17,6 +17,7 @@ from solver.pipeline.accounts import Project, best_values, budget_rows, project_
 from solver.pipeline.audit import fair_share_amounts
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
+from solver.pipeline.reasons import ALONE_CODES, unfunded_reasons
 
 
 def _package_version(name: str) -> str:
@@ -140,9 +141,10 @@ def _orgs_left_out(sc: Scenario, starts: dict[str, int]) -> dict[str, str]:
     return {o: org_sys[o] for o in has_cand if o not in has_funded}
 
 
-def misses_table(outcome: Outcome) -> pd.DataFrame:
-    """Who misses out: unfunded projects (cost, need-weighted benefit forgone), trusts with candidate
-    projects and nothing funded, systems with nothing funded."""
+def misses_table(outcome: Outcome, reasons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Who misses out: unfunded projects (cost, need-weighted benefit forgone, and why: the reason code and
+    sentence of ``solver.pipeline.reasons``), trusts with candidate projects and nothing funded, systems
+    with nothing funded."""
     sc = outcome.scenario
     inst = sc.instance
     starts = outcome.decisions.starts
@@ -187,6 +189,15 @@ def misses_table(outcome: Outcome) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["type", "id", "name", "system_id", "org_id", "category", "kind", "cost",
                                         "need_weighted_benefit", "counts_as_unmet", "alternative_funded",
                                         "withdrawn"])
+    why = reasons if reasons is not None else unfunded_reasons(outcome)
+    code = dict(zip(why["project_id"], why["code"]))
+    text = dict(zip(why["project_id"], why["reason"]))
+    alone = set(why.loc[why["code"].isin(ALONE_CODES) | ((why["code"] == "platform") & (why["limit"] == "absolute")),
+                        "project_id"])
+    is_project = frame["type"] == "project"
+    frame["reason_code"] = frame["id"].map(code).where(is_project, "")
+    frame["fundable_in_some_plan"] = (~frame["id"].isin(alone)).where(is_project, pd.NA)
+    frame["reason"] = frame["id"].map(text).where(is_project, "")
     if frame.empty:
         return frame
     frame["category"] = frame["category"].astype("Int64")     # 0-3, empty for systems and system-wide projects
@@ -195,9 +206,10 @@ def misses_table(outcome: Outcome) -> pd.DataFrame:
     return frame.drop(columns="_o").reset_index(drop=True)
 
 
-def trusts_table(outcome: Outcome) -> pd.DataFrame:
+def trusts_table(outcome: Outcome, reasons: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every organisation: category, platform, what it asked (each alternatives group counted once, at its
-    dearest option), what was funded (national money), its funded and unfunded bids."""
+    dearest option), what was funded (national money), its funded bids and its unfunded bids with the
+    reason code of each."""
     sc = outcome.scenario
     inst = sc.instance
     starts = outcome.decisions.starts if outcome.decisions is not None else {}
@@ -206,6 +218,8 @@ def trusts_table(outcome: Outcome) -> pd.DataFrame:
         money[line[0]] = money.get(line[0], 0.0) + line[2] + line[4]
     cost = inst.costs.assign(total=inst.costs["capital"] + inst.costs["revenue"]).groupby("project_id")["total"].sum()
     region = dict(zip(inst.systems["system_id"], inst.systems["region"]))
+    why = reasons if reasons is not None else unfunded_reasons(outcome)
+    code = dict(zip(why["project_id"], why["code"]))
     bids: dict[str, list[str]] = {}
     group: dict[str, str] = {}
     for p, o, g in inst.projects[["project_id", "org_id", "group"]].itertuples(index=False):
@@ -226,7 +240,7 @@ def trusts_table(outcome: Outcome) -> pd.DataFrame:
             "platform": plat if isinstance(plat, str) else "", "bids": len(mine),
             "asked": sum(asked_by_group.values()), "funded_national": sum(money.get(p, 0.0) for p in funded),
             "funded_bids": ";".join(sorted(funded)),
-            "unfunded_bids": ";".join(sorted(p for p in mine if p not in starts)),
+            "unfunded_bids": ";".join(f"{p}: {code.get(p, '')}" for p in sorted(p for p in mine if p not in starts)),
         })
     frame = pd.DataFrame(rows, columns=["org_id", "name", "system_id", "region", "category", "platform", "bids",
                                         "asked", "funded_national", "funded_bids", "unfunded_bids"])
@@ -236,12 +250,13 @@ def trusts_table(outcome: Outcome) -> pd.DataFrame:
 def tables(outcome: Outcome, fair_share_envelope: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """All output tables of an outcome as DataFrames: plan, budget, systems, misses, trusts (fair shares on
     ``fair_share_envelope`` when given: a baseline's envelope)."""
+    why = unfunded_reasons(outcome)
     return {
         "plan": plan_table(outcome),
         "budget": budget_table(outcome),
         "systems": systems_table(outcome, fair_share_envelope),
-        "misses": misses_table(outcome),
-        "trusts": trusts_table(outcome),
+        "misses": misses_table(outcome, why),
+        "trusts": trusts_table(outcome, why),
     }
 
 
@@ -365,9 +380,14 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         note = (f"; {others} other unfunded project{'' if others == 1 else 's'} are alternatives in a group, "
                 "whose need is counted once" if others else "")
         lines.append(f"Largest need-weighted benefit left unfunded ({len(proj)} project"
-                     f"{'' if len(proj) == 1 else 's'} counted as unmet{note}):")
-        for r in proj.head(5).itertuples():
-            lines.append(f"  {s_(r.id)} {s_(r.name)}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f}")
+                     f"{'' if len(proj) == 1 else 's'} counted as unmet{note}; those some plan could fund):")
+        for r in proj[proj["fundable_in_some_plan"].astype(bool)].head(5).itertuples():
+            lines.append(f"  {s_(r.id)} {s_(r.name)}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f} "
+                         f"— {s_(r.reason_code)}")
+        codes = m.loc[m["type"] == "project", "reason_code"].value_counts()
+        if len(codes):
+            lines.append("Why unfunded (misses.csv, docs/reasons.md): "
+                         + ", ".join(f"{s_(k)} {v}" for k, v in codes.items()))
     s = t["systems"]
     fs = sc.policy.fair_share
     floor = fs.floor if fs.mode in ("floor", "band") else 0.5
