@@ -173,8 +173,10 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
           mip_gap: float | None, threads: int | None, seed: int | None) -> None:
     """Solve a scenario, print a summary and write plan.csv, systems.csv, misses.csv, budget.csv,
     summary.json and timing.json."""
+    from solver.api import against_baseline
     from solver.api import solve as run_solve
     from solver.backends.result import Termination
+    from solver.data.readers import safe_text
     from solver.data.scenario import load_scenario
     from solver.present.outputs import check_output_folder, input_paths, write_folder
     from solver.present.report import format_summary, summary, tables, timings
@@ -184,13 +186,26 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     target = output if output is not None else Path("out") / sc.name
     inputs = input_paths(sc)
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) before a long solve
-    outcome = run_solve(sc, backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
-    t = tables(outcome)
+    options = dict(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
+    outcome = run_solve(sc, **options)
+    baseline = against_baseline(sc, outcome, **options) if not outcome.interrupted else None
+    t = tables(outcome, baseline[0].scenario.envelope if baseline else None)
     files: dict[str, Any] = {f"{k}.csv": v for k, v in t.items()}
     files["summary.json"] = summary(outcome)
+    if baseline:
+        base, change = baseline
+        files["changes.csv"] = change.tables["changes"]
+        files["summary.json"]["baseline"] = {
+            "scenario": base.scenario.name, "path": base.scenario.path, "identity": base.scenario.identity,
+            "objective": round(base.objective, 6), "fair_share_basis": "the baseline's envelope",
+            **{k: change.summary[k] for k in ("envelope_change", "national_funding", "projects", "withdrawn",
+                                              "unspent", "revenue_tail", "briefing")}}
     files["timing.json"] = timings(outcome)
     written = write_folder(target, files, inputs)
     click.echo(format_summary(outcome, t))
+    if baseline:
+        click.echo(f"\nAgainst the baseline {baseline[0].scenario.name} (fair shares on its envelope; changes.csv):")
+        click.echo(safe_text(baseline[1].summary["briefing"]))
     click.echo(f"\nWrote {', '.join(files)} to {written}")
     if outcome.termination == Termination.INTERRUPTED:  # a script must tell this from a finished run
         click.echo(f"interrupted: the best plan found so far was written to {written}", err=True)
@@ -327,6 +342,41 @@ def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> N
     from solver.analyses.prices import rule_prices as run
 
     _run_analysis(scenario, "rules", output, run, solver, workers=workers)
+
+
+@main.command()
+@click.argument("base", type=click.Path(path_type=Path))
+@click.argument("other", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: out/<base>-vs-<other>).")
+@solver_options
+@_handle_errors
+def diff(base: Path, other: Path, output: Path | None, **solver: Any) -> None:
+    """Who loses and gains what from BASE's plan to OTHER's: each a scenario file (solved now) or a result
+    folder of `envelope solve` (re-audited against its scenario). Prints one screen — the cut, losers by
+    category, kind, ICB and region, commitments withdrawn, unspent money — and writes changes.csv, by_*.csv,
+    envelope.csv, withdrawn.csv and summary.json (with a briefing paragraph)."""
+    from solver.analyses.diff import diff_plans
+    from solver.api import solve as run_solve
+    from solver.data.scenario import load_scenario
+    from solver.present.analyses import render
+    from solver.present.outputs import check_output_folder, input_paths, output_files, read_outcome, write_outputs
+
+    check_solver_options(**solver)
+
+    def plan_of(path: Path) -> Any:
+        if path.is_dir():
+            return read_outcome(path)
+        return run_solve(load_scenario(path), **solver)
+
+    inputs = [p for p in (base, other) if not p.is_dir()]
+    target = output if output is not None else Path("out") / f"{base.stem or base.name}-vs-{other.stem or other.name}"
+    check_output_folder(target, inputs)
+    b, o = plan_of(base), plan_of(other)
+    analysis = diff_plans(b, o)
+    written = write_outputs(target, analysis, [*inputs, *input_paths(b.scenario), *input_paths(o.scenario)])
+    click.echo(render(analysis))
+    click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
 
 
 @main.command()
@@ -492,6 +542,106 @@ def export(scenario: Path, fmt: str, output: Path | None) -> None:
     click.echo(f"Wrote {done.path} ({fmt.upper()}, maximise, objective offset {done.offset:g}; {done.columns} "
                f"columns, {done.integer_columns} integer; {done.rows} rows) and its name map {done.names_path} "
                f"(written by backend {done.backend})")
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import a public benchmark file as an instance folder with ready-to-run scenarios (docs/importing.md)."""
+
+
+def _write_import(imported: Any, source: Path, output: Path) -> None:
+    """Validate an import, write its folder atomically (refusing a foreign folder or the one holding ``source``),
+    then read back what was written — the instance, and each scenario with its policy model — so a bad import
+    fails loudly (exit 2)."""
+    from pydantic import ValidationError
+
+    from solver.data.instance import load_instance, pydantic_error, read_toml
+    from solver.data.scenario import ScenarioFile, load_policy
+    from solver.present.outputs import check_output_folder, write_folder
+
+    inputs = [source]
+    check_output_folder(output, inputs)
+    imported.validate()
+    files = imported.files()
+    written = write_folder(output, files, inputs)
+    inst = load_instance(written)
+    for name in imported.scenarios:  # the scenario and its model (the instance, loaded above, is theirs: ".")
+        path = written / name
+        try:
+            doc = ScenarioFile.model_validate(read_toml(path), strict=True)
+        except ValidationError as exc:
+            raise pydantic_error(path, exc) from None
+        load_policy(doc.model, written, doc.overrides, source=path)
+    click.echo(f"{source.name}: instance {inst.name} ({len(inst.systems)} system, {len(inst.projects)} projects, "
+               f"{len(inst.years)} year{'s' if len(inst.years) != 1 else ''}"
+               + (f", {len(inst.ballots)} ballot entries" if len(inst.ballots) else "") + ")")
+    click.echo(f"Wrote {', '.join(files)} to {written}")
+    click.echo(f"Solve with: {' | '.join(f'envelope solve {written / name}' for name in imported.scenarios)}")
+
+
+@import_group.command("pb")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the instance and its scenarios.")
+@_handle_errors
+def import_pb(file: Path, output: Path) -> None:
+    """A Pabulib participatory-budgeting file (.pb or .pb.gz) → a one-year instance (benefit = votes, ballots
+    kept) with the scenarios greedy.toml and equal-shares.toml."""
+    from solver.data.importers import read_pb
+
+    _write_import(read_pb(file), file, output)
+
+
+@import_group.command("mkp")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--index", type=click.IntRange(min=0), required=True,
+              help="Problem number in the file, from 0.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the instance and its scenario.")
+@_handle_errors
+def import_mkp(file: Path, index: int, output: Path) -> None:
+    """One problem of an OR-Library multidimensional knapsack file (mknap1.txt, mknapcb1.txt, ...) → an
+    instance whose optimum is the problem's maximum total profit, with scenario.toml (gap 0)."""
+    from solver.data.importers import read_mkp
+
+    _write_import(read_mkp(file, index), file, output)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=str, metavar="PATHS_OR_GLOBS...")
+@click.option("--sweep", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Sweep file: base scenarios × models, policy parameters, envelope scales and cuts, generated "
+                   "instances (docs/batch.md).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Results folder (runs.parquet, plans.parquet, manifest.json); re-running resumes it.")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None,
+              help="Parallel single-threaded solves (default: the usable cores; 1 = serial).")
+@click.option("--engine", type=click.Choice(["serial", "local", "dask"]), default="local", show_default=True,
+              help="serial, a local process pool, or Dask distributed (pip install 'envelope-solver[dask]').")
+@click.option("--scheduler", type=str, default=None, metavar="ADDRESS",
+              help="Dask scheduler to use (e.g. tcp://10.0.0.5:8786); default: a LocalCluster on loopback.")
+@click.option("--retry-failed", is_flag=True, help="Run scenarios recorded as failed again.")
+@solver_options
+@_handle_errors
+def batch(paths: tuple[str, ...], sweep: Path | None, output: Path, workers: int | None, engine: str,
+          scheduler: str | None, retry_failed: bool, **solver: Any) -> None:
+    """Solve many scenarios — files, glob patterns and a sweep's cross product — on a local process pool or
+    Dask, recording every result in one resumable Parquet store: re-running the same command skips what is
+    done; a failed scenario is recorded with its message and the batch carries on (docs/batch.md)."""
+    from solver.batch import expand, run_batch
+
+    check_solver_options(**solver)
+    if scheduler and engine != "dask":
+        raise InputError(None, "option --scheduler: needs --engine dask")
+    expansion = expand(paths, sweep, solver)
+    given = {"--sweep": sweep, "-o": output, "--workers": workers, "--engine": engine, "--scheduler": scheduler,
+             **{_SOLVER_FLAGS[k]: v for k, v in solver.items()}}
+    command = ["envelope", "batch", *paths, *[str(x) for k, v in given.items() if v is not None for x in (k, v)]]
+    report = run_batch(expansion, output, engine=engine, workers=workers, scheduler=scheduler,
+                       retry_failed=retry_failed, command=command + ["--retry-failed"] * retry_failed)
+    click.echo("\n".join(report.lines()))
+    click.echo(f"Results in {report.folder}: runs.parquet, plans.parquet, manifest.json "
+               f"(e.g. duckdb -c \"select status, count(*) from '{report.folder}/runs.parquet' group by status\")")
 
 
 def _fraction(text: str, option: str) -> float:

@@ -1,22 +1,26 @@
 """An instance: the validated tables (systems, organisations, projects, costs, dependencies,
-envelope) plus its metadata (``instance.toml``). ``validate_tables`` builds one from DataFrames
-(any importer: CSV folder, spreadsheet, generated instances) and ``load_instance`` from a folder of
-CSV files through it, so both take one validation path: every cell, then every cross-table
-reference. Nothing here touches a solver. The result is plain, picklable data.
+envelope, and the optional ballots) plus its metadata (``instance.toml``). ``validate_tables`` builds
+one from DataFrames (any importer: CSV folder, spreadsheet, generated instances) and ``load_instance``
+from a folder of CSV files through it, so both take one validation path: every cell, then the
+documented defaults of columns left out, then every cross-table reference. Downstream code always
+sees every column of every table. Nothing here touches a solver. The result is plain, picklable data.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from solver.data.readers import (
+    BallotRow,
     CostRow,
     CsvTable,
     DependencyRow,
@@ -53,15 +57,29 @@ TABLE_MODELS: dict[str, tuple[type[_Row], tuple[str, ...]]] = {
     "dependencies": (DependencyRow, ("project_id", "requires")),
     "envelope": (EnvelopeRow, ("year",)),
 }
-#: Tables that may be left out of ``validate_tables`` (read as empty).
-OPTIONAL_TABLES = ("dependencies",)
+#: Tables an instance may have besides those (read as empty when left out), with their row models and keys.
+EXTRA_TABLE_MODELS: dict[str, tuple[type[_Row], tuple[str, ...]]] = {
+    "ballots": (BallotRow, ("voter_id", "project_id")),
+}
+ALL_TABLE_MODELS = {**TABLE_MODELS, **EXTRA_TABLE_MODELS}
+#: Tables that may be left out of ``validate_tables`` (read as empty). An instance folder may leave out
+#: ``organisations.csv`` (then no project may name an org_id) and ``ballots.csv``; ``dependencies.csv`` must be
+#: there (a header-only file is an empty table).
+OPTIONAL_TABLES = ("organisations", "dependencies", "ballots")
+OPTIONAL_FILES = ("organisations", "ballots")
+
+
+def _empty_ballots() -> pd.DataFrame:
+    return pd.DataFrame({"voter_id": pd.Series(dtype=object), "project_id": pd.Series(dtype=object),
+                         "utility": pd.Series(dtype=np.float64), "_row": pd.Series(dtype=np.int64)})
 
 
 @dataclass
 class Instance:
-    """Validated instance tables; frames keep ``_row`` (and, from a CSV, ``_line``) so later checks can
-    point at a row. ``files`` names where each table came from, for messages (default: the CSV file
-    in ``root``)."""
+    """Validated instance tables, every column present (defaults filled); frames keep ``_row`` (and, from a
+    CSV, ``_line``) so later checks can point at a row. ``files`` names where each table came from, for
+    messages (default: the CSV file in ``root``). ``ballots`` (voter_id, project_id, utility) is empty unless
+    the instance has participatory-budgeting ballots."""
 
     name: str
     root: str
@@ -75,6 +93,7 @@ class Instance:
     description: str = ""
     sources: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    ballots: pd.DataFrame = field(default_factory=_empty_ballots)
 
     def file(self, table: str) -> str:
         """Where one of the instance's tables came from (``projects`` or ``projects.csv``), for messages."""
@@ -170,9 +189,18 @@ def load_instance(folder: str | Path) -> Instance:
         meta = InstanceMeta.model_validate(read_toml(meta_path), strict=True)  # TOML has types: no coercion
     except ValidationError as exc:
         raise pydantic_error(meta_path, exc) from None
-    files = {name: root / f"{name}.csv" for name in TABLE_MODELS}
-    frames = {name: scan_csv(files[name], model) for name, (model, _) in TABLE_MODELS.items()}
+    files = {name: root / f"{name}.csv" for name in ALL_TABLE_MODELS}
+    frames = {name: scan_csv(files[name], model) for name, (model, _) in ALL_TABLE_MODELS.items()
+              if name not in OPTIONAL_FILES or _exists(files[name])}
     return validate_tables(frames, root, meta, files=files, meta_file=meta_path)
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path`` (an unusable path counts as there: reading it reports the problem)."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return True
 
 
 def validate_tables(frames: Mapping[str, pd.DataFrame | CsvTable], source: str | Path,
@@ -181,8 +209,9 @@ def validate_tables(frames: Mapping[str, pd.DataFrame | CsvTable], source: str |
                     meta_file: str | Path | None = None) -> Instance:
     """A validated ``Instance`` from DataFrames, with every cell and cross-table check of the CSV loader.
 
-    ``frames`` maps table names (systems, organisations, projects, costs, dependencies, envelope;
-    dependencies may be left out or empty) to frames with the CSV files' column names; missing
+    ``frames`` maps table names (systems, organisations, projects, costs, dependencies, envelope,
+    ballots; organisations, dependencies and ballots may be left out or empty) to frames with the CSV
+    files' column names (a column with a default may be left out: docs/scenario-format.md); missing
     values are None, NaN or blank text (a table may also be a ``CsvTable`` from ``scan_csv``, read in
     chunks: what ``load_instance`` passes). ``source`` names where the tables came from (a file or a
     generator); ``meta`` is the content of ``instance.toml`` (name, years, ...) as a dict or an
@@ -197,21 +226,26 @@ def validate_tables(frames: Mapping[str, pd.DataFrame | CsvTable], source: str |
             meta = InstanceMeta.model_validate(dict(meta))
         except ValidationError as exc:
             raise pydantic_error(meta_file, exc) from None
-    unknown = sorted(set(frames) - set(TABLE_MODELS))
+    unknown = sorted(set(frames) - set(ALL_TABLE_MODELS))
     if unknown:
-        raise InputError(source, f"unknown table '{unknown[0]}'; expected tables: {', '.join(TABLE_MODELS)}")
-    labels = {name: str(files[name]) if files and name in files else f"{source}/{name}" for name in TABLE_MODELS}
+        raise InputError(source, f"unknown table '{unknown[0]}'; expected tables: {', '.join(ALL_TABLE_MODELS)}")
+    labels = {name: str(files[name]) if files and name in files else f"{source}/{name}"
+              for name in ALL_TABLE_MODELS}
     tables: dict[str, pd.DataFrame] = {}
-    for name, (model, key) in TABLE_MODELS.items():
+    absent: set[str] = set()
+    for name, (model, key) in ALL_TABLE_MODELS.items():
         frame = frames.get(name)
         if frame is None or (name in OPTIONAL_TABLES and isinstance(frame, pd.DataFrame) and frame.empty
                              and len(frame.columns) == 0):
             if name not in OPTIONAL_TABLES:
                 raise InputError(labels[name], "required table is missing")
+            if frame is None:
+                absent.add(name)
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in model.model_fields})
         if not isinstance(frame, pd.DataFrame | CsvTable):
             raise InputError(labels[name], f"must be a pandas DataFrame (got {type(frame).__name__})")
         tables[name] = validate_frame(frame, model, labels[name], key)
+    _fill_defaults(tables, list(meta.years))
     inst = Instance(
         name=meta.name,
         root=str(source),
@@ -221,8 +255,23 @@ def validate_tables(frames: Mapping[str, pd.DataFrame | CsvTable], source: str |
         files=labels,
         **tables,
     )
-    check_instance(inst, meta_file)
+    check_instance(inst, meta_file, absent=absent)
     return inst
+
+
+def _fill_defaults(tables: dict[str, pd.DataFrame], years: list[int]) -> None:
+    """The defaults that depend on other cells or on the instance (the constant ones come from the row models):
+    a system's ``population`` is its ``weighted_population``; a project's ``name`` its ``project_id``, its
+    ``earliest_start`` and ``latest_start`` the first and last envelope years. Start years become integers."""
+    sy = tables["systems"]
+    if sy["population"].isna().any():
+        sy["population"] = sy["population"].fillna(sy["weighted_population"]).astype(np.float64)
+    pr = tables["projects"]
+    if pr["name"].isna().any():
+        pr["name"] = pr["name"].where(pr["name"].notna(), pr["project_id"])
+    for column, year in (("earliest_start", years[0]), ("latest_start", years[-1])):
+        if pr[column].dtype != np.int64:
+            pr[column] = pr[column].fillna(year).astype(np.int64)
 
 
 def _err(inst: Instance, table: str, frame: pd.DataFrame, idx: int, column: str, rule: str) -> InputError:
@@ -231,8 +280,10 @@ def _err(inst: Instance, table: str, frame: pd.DataFrame, idx: int, column: str,
     return InputError(inst.file(table), rule, row=int(row["_row"]), line=line, column=column)
 
 
-def check_instance(inst: Instance, meta_path: str | Path) -> None:
-    """Cross-table rules: years, references, profiles, start windows, groups, dependency cycles."""
+def check_instance(inst: Instance, meta_path: str | Path, absent: set[str] | frozenset[str] = frozenset()) -> None:
+    """Cross-table rules: years, references, profiles, start windows, groups, dependency cycles, ballots.
+    ``absent`` names the optional tables the instance left out (an organisations table left out is an error
+    only if a project names an organisation)."""
     years = inst.years
     if years != list(range(years[0], years[0] + len(years))):
         raise InputError(meta_path, f"key 'years': must be consecutive years in order (got {years})")
@@ -273,6 +324,12 @@ def check_instance(inst: Instance, meta_path: str | Path) -> None:
             raise _err(inst, "projects.csv", pr, i, "org_id",
                        "needs an org_id, or a system_id for a system-wide project")
         if org is not None and org not in org_system:
+            if "organisations" in absent:
+                line = f" (line {int(r['_line'])})" if "_line" in pr.columns and not pd.isna(r["_line"]) else ""
+                raise InputError(inst.file("organisations.csv"),
+                                 f"required file is missing: {Path(inst.file('projects.csv')).name} row "
+                                 f"{int(r['_row'])}{line} names organisation '{org}' (leave the organisations out "
+                                 "only when every project names its system_id and no org_id)")
             raise _err(inst, "projects.csv", pr, i, "org_id", f"unknown organisation '{org}'")
         if sysid is not None and sysid not in systems:
             raise _err(inst, "projects.csv", pr, i, "system_id", f"unknown system '{sysid}'")
@@ -324,6 +381,12 @@ def check_instance(inst: Instance, meta_path: str | Path) -> None:
     if cycle:
         i = dep.index[dep["project_id"] == cycle[0]][0]
         raise _err(inst, "dependencies.csv", dep, i, "requires", "dependency cycle: " + " -> ".join(cycle))
+
+    ba = inst.ballots
+    unknown = ~ba["project_id"].isin(ids)
+    if unknown.any():
+        i = ba.index[unknown.to_numpy()][0]
+        raise _err(inst, "ballots.csv", ba, i, "project_id", f"unknown project '{ba.at[i, 'project_id']}'")
 
 
 def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import gc
 import math
 import re
@@ -26,11 +27,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from solver.errors import InputError
 
@@ -52,22 +53,36 @@ Year = Annotated[int, Field(ge=1900, le=2200)]
 Text = Annotated[str, Field(max_length=300)]
 
 
+#: A local limit that never binds (£1tn a year): ``local_capital`` and ``revenue_headroom`` when systems.csv leaves
+#: the column out. The same value as ``solver.rules.local_funding.UNLIMITED_GBPM`` (the largest amount a money cell
+#: takes), so a system without a stated limit is treated exactly as a limit removed by a rule-price relaxation.
+UNLIMITED_LOCAL_GBPM = 1e6
+
+
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
+    #: Columns that may be left out of the file (their documented default is used), but whose cells must all be
+    #: filled when the column is given: an empty cell in a column the file has is more likely a slip than a wish
+    #: for the default (``as_given`` makes them required for such a file).
+    filled_when_given: ClassVar[tuple[str, ...]] = ()
+
 
 class SystemRow(_Row):
-    """A system (ICB/ICS)."""
+    """A system (ICB/ICS). Defaults when a column is left out: ``population`` = ``weighted_population``,
+    ``need_index`` 1, ``local_capital`` and ``revenue_headroom`` unlimited (``UNLIMITED_LOCAL_GBPM``)."""
 
     system_id: Id
     name: Text
     region: Text = ""
-    population: Annotated[float, Field(ge=0)]
+    population: Annotated[float, Field(ge=0)] | None = None  # None: weighted_population (filled by validate_tables)
     weighted_population: Annotated[float, Field(gt=0)]
-    need_index: Annotated[float, Field(gt=0, le=100)]
+    need_index: Annotated[float, Field(gt=0, le=100)] = 1.0
     imd_score: Annotated[float, Field(ge=0)] | None = None
-    local_capital: Money
-    revenue_headroom: Money
+    local_capital: Money = UNLIMITED_LOCAL_GBPM
+    revenue_headroom: Money = UNLIMITED_LOCAL_GBPM
+
+    filled_when_given: ClassVar[tuple[str, ...]] = ("population", "need_index", "local_capital", "revenue_headroom")
 
 
 class OrganisationRow(_Row):
@@ -82,24 +97,32 @@ class OrganisationRow(_Row):
 
 
 class ProjectRow(_Row):
-    """A candidate project."""
+    """A candidate project. Defaults when a column is left out: ``name`` = ``project_id``, ``earliest_start`` and
+    ``latest_start`` the first and last envelope years (both filled by ``validate_tables``), ``duration_years``,
+    ``run_cost``, ``match_share``, ``withdrawal_cost`` and ``savings`` 0, ``mandatory`` false; ``kind``,
+    ``platform``, ``committed_start`` and ``group`` empty (these four may also be empty in a given column)."""
 
     project_id: Id
     org_id: Id | None = None
     system_id: Id | None = None
-    name: Text
+    name: Text | None = None  # None: the project_id (filled by validate_tables)
     kind: Text = ""
     platform: Text = ""
     benefit: Annotated[float, Field(ge=0, le=1e9)]
-    earliest_start: Year
-    latest_start: Year
-    duration_years: Annotated[int, Field(ge=0, le=30)]
-    run_cost: Money
-    match_share: Annotated[float, Field(ge=0, le=1)]
-    mandatory: bool
+    earliest_start: Year | None = None  # None: the first envelope year (filled by validate_tables)
+    latest_start: Year | None = None    # None: the last envelope year (filled by validate_tables)
+    duration_years: Annotated[int, Field(ge=0, le=30)] = 0
+    run_cost: Money = 0.0
+    match_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+    mandatory: bool = False
     committed_start: Year | None = None
-    withdrawal_cost: Money
+    withdrawal_cost: Money = 0.0
     group: Id | None = None
+    savings: Money = 0.0
+
+    filled_when_given: ClassVar[tuple[str, ...]] = (
+        "name", "earliest_start", "latest_start", "duration_years", "run_cost", "match_share", "mandatory",
+        "withdrawal_cost", "savings")
 
 
 class CostRow(_Row):
@@ -127,6 +150,42 @@ class EnvelopeRow(_Row):
     revenue: Money
 
 
+class BallotRow(_Row):
+    """One voter's support for one project (participatory budgeting): approval (``utility`` 1, the default when
+    the column is left out) or cardinal (the voter's points or utility for the project)."""
+
+    voter_id: Id
+    project_id: Id
+    utility: Annotated[float, Field(ge=0, le=1e9)] = 1.0
+
+    filled_when_given: ClassVar[tuple[str, ...]] = ("utility",)
+
+
+@functools.cache
+def _as_given(model: type[_Row], given: frozenset[str]) -> type[_Row]:
+    """``model`` with the ``filled_when_given`` columns that ``given`` holds made required (same field order and
+    rules, so messages are the model's); ``model`` itself when there is none."""
+    must = [f for f in model.filled_when_given if f in given]
+    if not must:
+        return model
+    fields: dict[str, Any] = {}
+    for f in must:
+        info = model.model_fields[f]
+        ann: Any = info.annotation
+        if get_origin(ann) in (Union, types.UnionType):
+            ann = next(a for a in get_args(ann) if a is not type(None))
+        fields[f] = (Annotated[(ann, *info.metadata)] if info.metadata else ann, ...)
+    return create_model(model.__name__, __base__=model, __doc__=model.__doc__, **fields)
+
+
+def as_given(model: type[_Row], header: list[str] | tuple[str, ...]) -> type[_Row]:
+    """The row model for a table whose columns are ``header``: a column left out takes its default, but a
+    ``filled_when_given`` column the table has needs every cell filled (an empty one is "value is required")."""
+    return _as_given(model, frozenset(header))
+
+
+#: The tables of an instance folder (``organisations.csv`` may be left out when every project names its system
+#: and none an organisation; see ``solver.data.instance``).
 TABLES: dict[str, type[_Row]] = {
     "systems.csv": SystemRow,
     "organisations.csv": OrganisationRow,
@@ -135,6 +194,8 @@ TABLES: dict[str, type[_Row]] = {
     "dependencies.csv": DependencyRow,
     "envelope.csv": EnvelopeRow,
 }
+#: Tables an instance folder may have or leave out (left out: an empty table).
+OPTIONAL_TABLES: dict[str, type[_Row]] = {"ballots.csv": BallotRow}
 
 KEYS: dict[str, tuple[str, ...]] = {
     "systems.csv": ("system_id",),
@@ -143,6 +204,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "costs.csv": ("project_id", "year_offset"),
     "dependencies.csv": ("project_id", "requires"),
     "envelope.csv": ("year",),
+    "ballots.csv": ("voter_id", "project_id"),
 }
 
 #: The largest CSV file read. Reading a table needs up to about ``MEMORY_FACTOR`` times its file's size in memory
@@ -630,15 +692,16 @@ def _fast(spec: _Spec, vals: np.ndarray, miss: np.ndarray) -> tuple[np.ndarray, 
     with exactly these values; the rest go through it."""
     n = len(vals)
     present = ~miss
+    # a missing cell of an optional column takes the column's default (as the row model gives it)
     if spec.out == "text":
         out = np.empty(n, dtype=object)
         out[:] = spec.default
     elif spec.out == "bool":
-        out = np.zeros(n, dtype=bool)
+        out = np.full(n, bool(spec.default), dtype=bool)
     elif spec.out == "int":
-        out = np.zeros(n, dtype=np.int64)
+        out = np.full(n, 0 if spec.default is None else int(spec.default), dtype=np.int64)
     else:
-        out = np.full(n, np.nan)
+        out = np.full(n, np.nan if spec.default is None else float(spec.default))
     ok = np.ones(n, dtype=bool) if not spec.required else present.copy()
     if not present.any():
         return out, ok
@@ -775,7 +838,8 @@ def validate_frame(frame: pd.DataFrame | CsvTable, model: type[_Row], file: str 
     """Validate every cell of one table and return the typed frame (see ``_frame``).
 
     ``frame`` is a DataFrame (any importer) or a ``CsvTable`` from ``scan_csv`` (read a chunk at a time).
-    Columns are the CSV file's column names (any order; optional ones may be left out). Missing
+    Columns are the CSV file's column names (any order; optional ones may be left out, and then take
+    their defaults; a ``filled_when_given`` column the table has needs every cell filled). Missing
     values are None, NaN, NA or blank text. ``key`` names the columns whose values must be unique.
     Rows are named by the ``_row`` column if the frame has one (else position from 1) and by
     ``_line`` if present (a CSV's physical line). Raises ``InputError`` at the first broken cell,
@@ -791,6 +855,7 @@ def validate_frame(frame: pd.DataFrame | CsvTable, model: type[_Row], file: str 
         has_line = "_line" in frame.columns
         check_header(file, header, model, line=None)
         chunks = _frame_chunks(frame, positions, CHUNK_ROWS)
+    model = as_given(model, header)  # a column the table has needs its cells filled (``filled_when_given``)
     specs = _specs(model)
     fields = list(model.model_fields)
     total = frame.rows if isinstance(frame, CsvTable) else len(frame)

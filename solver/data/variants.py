@@ -302,6 +302,8 @@ def identity(scenario: Scenario) -> str:
     h = hashlib.sha256(f"envelope {__version__}\x00".encode())
     for name in ("systems", "organisations", "projects", "costs", "dependencies"):
         _frame_digest(h, name, getattr(inst, name))
+    if len(inst.ballots):   # ballots decide equal-shares plans; instances without them keep their digest
+        _frame_digest(h, "ballots", inst.ballots)
     h.update(json.dumps(list(inst.years)).encode())
     _frame_digest(h, "envelope", scenario.envelope)
     h.update(scenario.policy.model_dump_json().encode())

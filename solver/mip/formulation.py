@@ -97,7 +97,7 @@ def project_systems(scenario: Scenario) -> pd.Series:
     inst = scenario.instance
     org_sys = inst.organisations.set_index("org_id")["system_id"]
     pr = inst.projects
-    return pr["org_id"].map(org_sys).fillna(pr["system_id"]).set_axis(pr.index)
+    return pr["org_id"].map(org_sys).astype(object).fillna(pr["system_id"]).set_axis(pr.index)
 
 
 def discount_factors(scenario: Scenario) -> dict[int, float]:

@@ -169,7 +169,10 @@ def _equal_shares(scenario: Scenario, form: Formulation) -> np.ndarray | None:
             approvals.setdefault(p, {})[v] = float(u)
     from solver.pipeline.participatory import equal_shares
 
-    chosen = equal_shares(costs, approvals, budget)
+    # Add1 raises every voter's share by one unit of the file's currency (instance.toml records the unit of an
+    # imported instance; £1k otherwise); every voter shares the budget, also those whose projects are left out
+    step = 10.0 ** -int(inst.sources.get("money_unit_exponent", "3"))
+    chosen = equal_shares(costs, approvals, budget, step=step, voters=int(ballots["voter_id"].nunique()))
     cols = form.x[[first[p] for p in chosen]]
     x = greedy_start(form.model, form.x, order=np.asarray(cols, dtype=int))
     if x is None or not np.all(x[cols] >= 0.5):

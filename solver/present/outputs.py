@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from solver.data.instance import TABLE_MODELS
+from solver.data.instance import ALL_TABLE_MODELS
 from solver.errors import InputError
 from solver.pipeline.decisions import Decisions
 
@@ -121,7 +121,7 @@ def input_paths(scenario: Scenario) -> list[Path]:
     tables, the policy model — so that an output folder holding one of them can be refused."""
     instance = scenario.instance
     paths = [scenario.path, scenario.model_path, Path(instance.root) / "instance.toml",
-             *(instance.file(table) for table in TABLE_MODELS)]
+             *(instance.file(table) for table in ALL_TABLE_MODELS)]
     found = []
     for path in map(Path, paths):
         try:

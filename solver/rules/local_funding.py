@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from solver.data.readers import UNLIMITED_LOCAL_GBPM
 from solver.data.scenario import Scenario
 from solver.data.variants import SetSystems
 from solver.mip.arrays import INF
 from solver.rules.base import Audit, Build, Cheap, Family, Priced, PriceRelaxation, fy, over, row_key
 
-UNLIMITED_GBPM = 1e6
-"""A local limit that never binds (£1tn a year), used to remove local capital and headroom limits."""
+UNLIMITED_GBPM = UNLIMITED_LOCAL_GBPM
+"""A local limit that never binds (£1tn a year), used to remove local capital and headroom limits (the value an
+absent ``local_capital`` or ``revenue_headroom`` column takes)."""
 
 
 def define(m: Build) -> None:
