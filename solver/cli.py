@@ -175,7 +175,6 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     summary.json and timing.json."""
     from solver.api import against_baseline
     from solver.api import solve as run_solve
-    from solver.backends.result import Termination
     from solver.data.readers import safe_text
     from solver.data.scenario import load_scenario
     from solver.present.outputs import check_output_folder, input_paths, write_folder
@@ -188,7 +187,15 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) before a long solve
     options = dict(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     outcome = run_solve(sc, **options)
-    baseline = against_baseline(sc, outcome, **options) if not outcome.interrupted else None
+    interrupted = outcome.interrupted
+    baseline = None
+    if sc.baseline and not interrupted:
+        try:
+            baseline = against_baseline(sc, outcome, **options)
+        except KeyboardInterrupt:        # Ctrl-C while the baseline solves: write the plan, without the comparison
+            interrupted = True
+        if baseline is not None and baseline[0].interrupted:
+            baseline, interrupted = None, True
     t = tables(outcome, baseline[0].scenario.envelope if baseline else None)
     files: dict[str, Any] = {f"{k}.csv": v for k, v in t.items()}
     files["summary.json"] = summary(outcome)
@@ -204,10 +211,11 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     written = write_folder(target, files, inputs)
     click.echo(format_summary(outcome, t))
     if baseline:
-        click.echo(f"\nAgainst the baseline {baseline[0].scenario.name} (fair shares on its envelope; changes.csv):")
+        click.echo(f"\nAgainst its baseline, scenario {baseline[0].scenario.name} (fair shares on the baseline's "
+                   "envelope; changes.csv):")
         click.echo(safe_text(baseline[1].summary["briefing"]))
     click.echo(f"\nWrote {', '.join(files)} to {written}")
-    if outcome.termination == Termination.INTERRUPTED:  # a script must tell this from a finished run
+    if interrupted:  # a script must tell this from a finished run
         click.echo(f"interrupted: the best plan found so far was written to {written}", err=True)
         sys.exit(130)
 

@@ -70,7 +70,7 @@ def test_diff_matches_a_hand_joined_plan_pair(tmp_path: Path) -> None:
 
 def test_a_scenario_with_a_baseline_states_the_cut_and_writes_changes(tmp_path: Path) -> None:
     out = solve_to(cut_scenario(tmp_path), tmp_path / "out")
-    assert "Against the baseline baseline" in out
+    assert "Against its baseline, scenario baseline" in out
     assert "The envelope changes by −£3.0m" in out
     changes = read_table(tmp_path / "out" / "changes.csv")
     assert {"project_id", "org_id", "system_id", "region", "category", "kind", "funded_before", "funded_after",
