@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=60.0)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--backends", nargs="+", default=None)
+    ap.add_argument("--note", default="", help="what else was running on the machine")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     from solver.backends import DEFAULT_BACKEND, available_backends
@@ -111,7 +112,8 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; one thread per solve, {args.jobs} solve(s) at once; wall {wall:.0f} s. "
         "Gap to Chu & Beasley's best-known value (mkcbres.txt; negative = better), at a "
-        f"{args.limit:g} s limit and mip_gap 0. {means}.",
+        f"{args.limit:g} s limit and mip_gap 0. {means}. Load average at the end {os.getloadavg()[0]:.1f}"
+        + (f"; also running: {args.note}" if args.note else "") + ".",
         "",
         *lines,
         END,

@@ -36,6 +36,7 @@ COLUMNS = [("policy", "policy", "{}"), ("status", "status", "{}"), ("pct_of_need
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--note", default="", help="what else was running on the machine")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args()
     sc = load_scenario(SCENARIO)
@@ -59,7 +60,9 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; HiGHS, default settings "
         f"(time limit {sc.solver.time_limit:g} s, gap {sc.solver.mip_gap:g}). **Wall time for all "
         f"{len(t)} policies: {wall:.1f} s** (loading excluded). `seconds` is each policy's own build + solve "
-        "(levelling-up: five solves, one per tier); rule-based policies (status heuristic) run no solver.",
+        "(levelling-up: five solves, one per tier); rule-based policies (status heuristic) run no solver. "
+        f"Load average at the end {os.getloadavg()[0]:.1f}"
+        + (f"; also running: {args.note}" if args.note else "") + ".",
         "",
         *lines,
         "",

@@ -19,8 +19,8 @@ original. ``_row``/``_line`` are renumbered so that validation messages still po
 
     >>> from solver.data.scenario import load_scenario
     >>> big = scale_scenario(load_scenario("instances/england/baseline.toml"), copies=21)
-    >>> len(big.instance.projects)   # 21 x 957
-    20097
+    >>> len(big.instance.projects)   # 21 x 938
+    19698
 """
 
 from __future__ import annotations
