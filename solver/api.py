@@ -45,14 +45,16 @@ def solve(
     return require_plan(solve_scenario(scenario, start=start), start)
 
 
-def against_baseline(scenario: Scenario, outcome: Outcome, **solver: object) -> tuple[Outcome, Analysis] | None:
-    """For a scenario that names its ``baseline``: the baseline's plan (solved with the same solver options)
-    and what changes from it to ``outcome`` (``solver.analyses.diff``); None without a baseline. The
-    baseline's own baseline is not followed."""
+def against_baseline(scenario: Scenario, outcome: Outcome, baseline: Scenario | None = None,
+                     **solver: object) -> tuple[Outcome, Analysis] | None:
+    """For a scenario that names its ``baseline`` (``baseline``: that scenario, if already loaded): the
+    baseline's plan (solved with the same solver options) and what changes from it to ``outcome``
+    (``solver.analyses.diff``); None without a baseline. The baseline's own baseline is not followed.
+    Raises as ``solve`` does when the baseline has no plan."""
     if not scenario.baseline:
         return None
     from solver.analyses.diff import diff_plans
     from solver.data.scenario import load_scenario
 
-    base = solve(load_scenario(scenario.baseline), **solver)  # type: ignore[arg-type]
+    base = solve(baseline if baseline is not None else load_scenario(scenario.baseline), **solver)  # type: ignore[arg-type]
     return base, diff_plans(base, outcome)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 from collections.abc import Callable
@@ -173,10 +174,12 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
           mip_gap: float | None, threads: int | None, seed: int | None) -> None:
     """Solve a scenario, print a summary and write plan.csv, systems.csv, misses.csv, budget.csv,
     summary.json and timing.json."""
+    from solver.analyses.engine import jsonable
     from solver.api import against_baseline
     from solver.api import solve as run_solve
     from solver.data.readers import safe_text
     from solver.data.scenario import load_scenario
+    from solver.errors import EnvelopeError
     from solver.present.outputs import check_output_folder, input_paths, write_folder
     from solver.present.report import format_summary, summary, tables, timings
 
@@ -185,38 +188,48 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     target = output if output is not None else Path("out") / sc.name
     inputs = input_paths(sc)
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) before a long solve
+    base_sc = load_scenario(sc.baseline) if sc.baseline else None   # read (and checked) before any solve
     options = dict(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     outcome = run_solve(sc, **options)
-    interrupted = outcome.interrupted
-    baseline = None
-    if sc.baseline and not interrupted:
+    interrupted = "the best plan found so far" if outcome.interrupted else ""
+    baseline, skipped = None, ""
+    if base_sc is not None and not interrupted:
         try:
-            baseline = against_baseline(sc, outcome, **options)
+            baseline = against_baseline(sc, outcome, base_sc, **options)
         except KeyboardInterrupt:        # Ctrl-C while the baseline solves: write the plan, without the comparison
-            interrupted = True
+            interrupted = "the plan (the baseline's solve was stopped: no comparison)"
+        except EnvelopeError as exc:    # a baseline with no plan: the plan stands, the comparison is skipped
+            skipped = f"{type(exc).__name__}: {exc}"
         if baseline is not None and baseline[0].interrupted:
-            baseline, interrupted = None, True
-    t = tables(outcome, baseline[0].scenario.envelope if baseline else None)
+            baseline, interrupted = None, "the plan (the baseline's solve was stopped: no comparison)"
+    basis = base_sc.envelope if base_sc is not None and sc.policy.fair_share.basis == "envelope" else None
+    t = tables(outcome, basis)
     files: dict[str, Any] = {f"{k}.csv": v for k, v in t.items()}
     files["summary.json"] = summary(outcome)
+    if base_sc is not None:
+        files["summary.json"]["baseline"] = {
+            "scenario": base_sc.name, "path": str(Path(base_sc.path).resolve()), "identity": base_sc.identity,
+            "fair_share_basis": "the baseline's envelope" if basis is not None else "the policy's basis (spend)",
+            "compared": baseline is not None, "skipped": skipped}
     if baseline:
         base, change = baseline
         files["changes.csv"] = change.tables["changes"]
-        files["summary.json"]["baseline"] = {
-            "scenario": base.scenario.name, "path": base.scenario.path, "identity": base.scenario.identity,
-            "objective": round(base.objective, 6), "fair_share_basis": "the baseline's envelope",
-            **{k: change.summary[k] for k in ("envelope_change", "national_funding", "projects", "withdrawn",
-                                              "unspent", "revenue_tail", "briefing")}}
+        files["summary.json"]["baseline"].update(jsonable({
+            "objective": round(base.objective, 6), "status": base.status.value,
+            **{k: change.summary[k] for k in ("envelope_change", "policy_change", "national_funding", "projects",
+                                              "withdrawn", "unspent", "revenue_tail", "briefing")}}))
     files["timing.json"] = timings(outcome)
     written = write_folder(target, files, inputs)
-    click.echo(format_summary(outcome, t))
+    click.echo(format_summary(outcome, t, "the baseline's envelope" if basis is not None else ""))
     if baseline:
-        click.echo(f"\nAgainst its baseline, scenario {baseline[0].scenario.name} (fair shares on the baseline's "
-                   "envelope; changes.csv):")
-        click.echo(safe_text(baseline[1].summary["briefing"]))
+        click.echo(f"\nAgainst its baseline, scenario {safe_text(base_sc.name)} (changes.csv):")  # type: ignore[union-attr]
+        for line in textwrap.wrap(baseline[1].summary["briefing"], 100):
+            click.echo(safe_text(line))
+    elif skipped:
+        click.echo(f"\nNot compared with its baseline {safe_text(base_sc.name)}: {safe_text(skipped)}")  # type: ignore[union-attr]
     click.echo(f"\nWrote {', '.join(files)} to {written}")
     if interrupted:  # a script must tell this from a finished run
-        click.echo(f"interrupted: the best plan found so far was written to {written}", err=True)
+        click.echo(f"interrupted: {interrupted} was written to {written}", err=True)
         sys.exit(130)
 
 
@@ -377,10 +390,12 @@ def diff(base: Path, other: Path, output: Path | None, **solver: Any) -> None:
             return read_outcome(path)
         return run_solve(load_scenario(path), **solver)
 
-    inputs = [p for p in (base, other) if not p.is_dir()]
+    inputs = [base, other]                      # scenario files, or result folders: never written over
     target = output if output is not None else Path("out") / f"{base.stem or base.name}-vs-{other.stem or other.name}"
     check_output_folder(target, inputs)
     b, o = plan_of(base), plan_of(other)
+    if b.interrupted or o.interrupted:          # a plan cut short by Ctrl-C is no basis for who-loses-what
+        raise KeyboardInterrupt
     analysis = diff_plans(b, o)
     written = write_outputs(target, analysis, [*inputs, *input_paths(b.scenario), *input_paths(o.scenario)])
     click.echo(render(analysis))

@@ -127,3 +127,61 @@ def test_trusts_table_counts_alternatives_once(tmp_path: Path) -> None:
     plan = read_table(tmp_path / "out" / "plan.csv")
     assert "category" in plan.columns
     assert "region" in plan.columns
+
+
+def test_diff_never_writes_over_a_result_folder_it_reads(tmp_path: Path) -> None:
+    solve_to(TINY / "baseline.toml", tmp_path / "a")
+    r = CliRunner().invoke(main, ["solve", str(TINY / "baseline.toml"), "--threads", "1", "-o", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    before = sorted(p.name for p in (tmp_path / "a").iterdir())
+    r = CliRunner().invoke(main, ["diff", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "a")])
+    assert r.exit_code == 2
+    assert "an input of this run" in r.output
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == before
+    # a folder solved with solver options on the command line reads back (its identity includes them)
+    r = CliRunner().invoke(main, ["diff", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert "lost by 0 projects" in r.output
+
+
+def test_a_funded_project_costing_nothing_reads_back(tmp_path: Path) -> None:
+    import shutil
+
+    inst = tmp_path / "inst"
+    shutil.copytree(TINY, inst)
+    costs = pd.read_csv(inst / "costs.csv")
+    costs.loc[costs["project_id"] == "FAX-B2", ["capital", "revenue"]] = 0.0
+    costs.to_csv(inst / "costs.csv", index=False)
+    solve_to(inst / "baseline.toml", tmp_path / "out")
+    outcome = read_outcome(tmp_path / "out")
+    assert "FAX-B2" in outcome.funded
+
+
+def test_a_baseline_without_a_plan_leaves_the_plan_and_says_why(tmp_path: Path) -> None:
+    base = tmp_path / "base.toml"
+    base.write_text(f'instance = "{TINY}"\n[[envelope.cuts]]\nyear = 2025\npot = "capital"\namount = 7.0\n'
+                    '[[envelope.cuts]]\nyear = 2026\npot = "capital"\namount = 4.0\n'
+                    '[[envelope.cuts]]\nyear = 2027\npot = "capital"\namount = 3.0\n')
+    cut = tmp_path / "cut.toml"
+    cut.write_text(f'instance = "{TINY}"\nbaseline = "base.toml"\n')
+    r = CliRunner().invoke(main, ["solve", str(base), "-o", str(tmp_path / "b")])
+    if r.exit_code != 3:
+        pytest.skip("the tiny instance with no capital is not infeasible")
+    r = CliRunner().invoke(main, ["solve", str(cut), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert "Not compared with its baseline base: InfeasibleError" in r.output
+    assert (tmp_path / "out" / "plan.csv").exists()
+    assert not (tmp_path / "out" / "changes.csv").exists()
+
+
+def test_a_change_of_rules_is_stated(tmp_path: Path) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text(f'instance = "{TINY}"\nmodel = "fair-share"\n[overrides]\nfee = {{ rate = 0.0 }}\n')
+    r = CliRunner().invoke(main, ["diff", str(TINY / "baseline.toml"), str(other), "-o", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert "Rules: model need-first → fair-share" in r.output
+    import json
+
+    changed = json.loads((tmp_path / "d" / "summary.json").read_text())["policy_change"]["settings"]
+    assert changed["fee.rate"] == [0.035, 0.0]
+    assert changed["fair_share.mode"] == ["off", "band"]

@@ -19,7 +19,7 @@ from solver.analyses.engine import Analysis, Task, analysis_context, header, jso
 from solver.analyses.metrics import metrics
 from solver.data.instance import read_toml
 from solver.data.policy import Policy
-from solver.data.scenario import Scenario, load_policy
+from solver.data.scenario import Scenario, load_policy, load_scenario
 from solver.data.variants import SetPolicy
 from solver.errors import InputError
 from solver.pipeline.outcome import Outcome
@@ -74,8 +74,10 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
     n = len(policies)
     for i, sc in enumerate(scenarios):
         ref = outcomes[i * n]
+        # fair shares on the baseline's envelope when the scenario names one (as solve does), else its own
+        basis = load_scenario(sc.baseline).envelope if sc.baseline else None
         for (policy, _), o in zip(policies, outcomes[i * n:(i + 1) * n]):
-            row = metrics(o, ref if ref.has_plan else None)
+            row = metrics(o, ref if ref.has_plan else None, basis)
             row["scenario"], row["policy"] = sc.name, policy.name
             rows.append(row)
             plans += _plan_rows(sc.name, policy.name, o)
@@ -104,9 +106,7 @@ def _prices(table: pd.DataFrame, against: list[str]) -> pd.DataFrame:
     """What each policy gives up against each comparator on the same scenario (the reference, and fair-share
     when compared): yardstick benefit, category-0/1 money, and systems below 50% / 90% of fair share (each as
     policy minus comparator)."""
-    t = table.copy()
-    if "cat01_share" in t.columns:
-        t["cat01_money"] = t["cat01_share"] * t["national_funding"]
+    t = table
     rows = []
     for scenario, block in t.groupby("scenario", sort=False):
         by = block.set_index("policy")
@@ -126,7 +126,5 @@ def _plan_rows(scenario: str, policy: object, o: Outcome) -> list[list[object]]:
     """The funded projects of one plan, with their national funding."""
     if not o.has_plan or o.decisions is None:
         return []
-    money: dict[str, float] = {}
-    for line in o.accounts.lines:
-        money[line[0]] = money.get(line[0], 0.0) + line[2] + line[4]
+    money = o.accounts.national()
     return [[scenario, policy, p, s, money.get(p, 0.0)] for p, s in sorted(o.decisions.starts.items())]

@@ -20,7 +20,7 @@ import math
 
 import pandas as pd
 
-from solver.analyses.engine import Analysis, header, plan_changes
+from solver.analyses.engine import Analysis, header, jsonable, plan_changes
 from solver.pipeline.accounts import budget_rows, project_system
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
@@ -34,14 +34,6 @@ def _key(values: pd.Series) -> pd.Series:
     ``system-wide``, never dropped."""
     return values.astype(object).map(lambda v: "system-wide" if v is None or v is pd.NA or v != v or v == ""
                                      else str(v))
-
-
-def national_money(o: Outcome) -> dict[str, float]:
-    """National delivery funding of each funded project (all years)."""
-    out: dict[str, float] = {}
-    for line in o.accounts.lines:
-        out[line[0]] = out.get(line[0], 0.0) + line[2] + line[4]
-    return out
 
 
 def _attributes(o: Outcome) -> pd.DataFrame:
@@ -80,8 +72,11 @@ def diff_plans(base: Outcome, other: Outcome) -> Analysis:
     for o in (base, other):
         if not o.has_plan:
             raise ValueError(f"{o.label or o.scenario.name}: no plan ({o.status.value})")
-    attrs = _attributes(other)
-    mb, mo = national_money(base), national_money(other)
+    mine, theirs = _attributes(other), _attributes(base)
+    attrs = pd.concat([mine, theirs[~theirs.index.isin(mine.index)]])   # a project only in BASE keeps its own
+    only_base = sorted(set(theirs.index) - set(mine.index))
+    only_other = sorted(set(mine.index) - set(theirs.index))
+    mb, mo = base.accounts.national(), other.accounts.national()
     bs, os_ = base.decisions.starts, other.decisions.starts  # type: ignore[union-attr]
     kinds = {r["project_id"]: r["change"] for r in plan_changes(base, other, project_system(other.scenario))}
     rows = []
@@ -108,9 +103,10 @@ def diff_plans(base: Outcome, other: Outcome) -> Analysis:
     tables: dict[str, pd.DataFrame] = {"changes": changes}
     all_money = pd.DataFrame({"before": pd.Series(mb, dtype=float), "after": pd.Series(mo, dtype=float)}).fillna(0.0)
     all_money = all_money.join(attrs, how="left")
-    inst = other.scenario.instance
-    names = {"system_id": dict(zip(inst.systems["system_id"], inst.systems["name"])),
-             "org_id": dict(zip(inst.organisations["org_id"], inst.organisations["name"]))}
+    names: dict[str, dict[str, str]] = {"system_id": {}, "org_id": {}}
+    for inst in (base.scenario.instance, other.scenario.instance):
+        names["system_id"].update(zip(inst.systems["system_id"], inst.systems["name"]))
+        names["org_id"].update(zip(inst.organisations["org_id"], inst.organisations["name"]))
     for name, col in GROUPS.items():
         g = all_money.assign(key=_key(all_money[col]))
         t = g.groupby("key")[["before", "after"]].sum()
@@ -148,6 +144,10 @@ def diff_plans(base: Outcome, other: Outcome) -> Analysis:
         **header(other.scenario, "diff", {"base": base.scenario.name, "other": other.scenario.name}),
         "base": {"scenario": base.scenario.name, "path": base.scenario.path, "model": base.scenario.policy.name,
                  "identity": base.scenario.identity},
+        "plans": {side: {"status": o.status.value, "termination": o.termination.value, "gap": o.gap}
+                  for side, o in (("base", base), ("other", other))},
+        "policy_change": policy_change(base, other),
+        "projects_only_in": {"base": only_base, "other": only_other},
         "envelope_change": envelope_change(base, other),
         "national_funding": {"before": sum(mb.values()), "after": sum(mo.values())},
         "projects": {"lost": len(lost), "gained": len(gained), "moved": int((changes["change"] == "moved").sum()),
@@ -159,7 +159,25 @@ def diff_plans(base: Outcome, other: Outcome) -> Analysis:
         "unspent": {"before": sum(v[2] for v in ub.values()), "after": sum(v[2] for v in uo.values())},
     }
     summary["briefing"] = briefing(summary, tables)
-    return Analysis("diff", tables, summary)
+    return Analysis("diff", tables, jsonable(summary))  # type: ignore[arg-type]
+
+
+def _flat(d: dict[str, object], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def policy_change(base: Outcome, other: Outcome) -> dict[str, object]:
+    """The two plans' models and every policy setting that differs (``commitments.mode``: keep → withdrawable)."""
+    a, b = _flat(base.scenario.policy.model_dump()), _flat(other.scenario.policy.model_dump())
+    changed = {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k != "name"
+               and k != "description"}
+    return {"models": [base.scenario.policy.name, other.scenario.policy.name], "settings": changed}
 
 
 def _unspent(o: Outcome) -> dict[tuple[int, str], tuple[float, float, float]]:
@@ -167,6 +185,11 @@ def _unspent(o: Outcome) -> dict[tuple[int, str], tuple[float, float, float]]:
     assert o.decisions is not None
     return {(int(r["year"]), str(r["pot"])): (float(r["envelope"]), float(r["spent"]), float(r["unspent"]))
             for r in budget_rows(o.scenario, o.decisions, o.accounts)}
+
+
+def _pct(x: float) -> str:
+    """A signed percentage with the same minus sign as ``gbp``."""
+    return f"{'−' if x < 0 else '+'}{abs(x):.0f}%"
 
 
 def gbp(x: float, sign: bool = True) -> str:
@@ -193,6 +216,17 @@ def briefing(summary: dict[str, object], tables: dict[str, pd.DataFrame]) -> str
     assert isinstance(pr, dict)
     assert isinstance(nf, dict)
     text = [_cut_text(summary["envelope_change"]) + "."]  # type: ignore[arg-type]
+    pc = summary["policy_change"]
+    assert isinstance(pc, dict)
+    if pc["settings"] or pc["models"][0] != pc["models"][1]:
+        settings = "; ".join(f"{k} {v[0]} → {v[1]}" for k, v in list(pc["settings"].items())[:4])
+        text.append(f"The rules change too: model {pc['models'][0]} → {pc['models'][1]}"
+                    + (f" ({settings}{' …' if len(pc['settings']) > 4 else ''})" if settings else "") + ".")
+    only = summary["projects_only_in"]
+    assert isinstance(only, dict)
+    if only["base"] or only["other"]:
+        text.append(f"The instances differ: {len(only['base'])} project(s) only in the base, {len(only['other'])} "
+                    "only in the other.")
     text.append(f"National funding goes from {gbp(nf['before'], False)} to {gbp(nf['after'], False)}: {pr['lost']} "
                 f"projects lose their funding ({gbp(pr['money_lost'], False)}), {pr['gained']} gain it "
                 f"({gbp(pr['money_gained'], False)}) and {pr['moved']} change start year.")
@@ -201,7 +235,12 @@ def briefing(summary: dict[str, object], tables: dict[str, pd.DataFrame]) -> str
     if len(losers):
         text.append("By category: " + "; ".join(
             f"{'category ' + r.category if r.category != 'system-wide' else 'system-wide projects'} {gbp(r.change)}"
-            + (f" ({r.change_pct:+.0f}%)" if r.change_pct == r.change_pct else "") for r in losers.itertuples()) + ".")
+            + (f" ({_pct(r.change_pct)})" if r.change_pct == r.change_pct else "") for r in losers.itertuples()) + ".")
+    winners = cat[cat["change"] > 5e-4]
+    if len(winners):
+        text.append("Gains: " + "; ".join(
+            f"{'category ' + r.category if r.category != 'system-wide' else 'system-wide projects'} {gbp(r.change)}"
+            for r in winners.itertuples()) + ".")
     kind = tables["by_kind"]
     worst = kind[kind["change"] < -5e-4].head(3)
     if len(worst):

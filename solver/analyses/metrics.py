@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from solver.pipeline.accounts import account, budget_rows, view
 from solver.pipeline.outcome import Outcome
@@ -60,12 +61,14 @@ def _theil(values: np.ndarray, weights: np.ndarray) -> float:
 def _cat01_money(o: Outcome) -> float:
     """National delivery funding of a plan's projects at category-0/1 organisations."""
     v = view(o.scenario)
-    return sum(line[2] + line[4] for line in o.accounts.lines if v.projects[line[0]].category in (0, 1))
+    return sum(m for p, m in o.accounts.national().items() if v.projects[p].category in (0, 1))
 
 
-def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, object]:
+def metrics(outcome: Outcome, reference: Outcome | None = None,
+            fair_share_envelope: pd.DataFrame | None = None) -> dict[str, object]:
     """The metrics row of one plan (``reference``: the yardstick plan of the same scenario, usually
-    need-first's optimum). Without a plan: the status and message, figures empty."""
+    need-first's optimum; ``fair_share_envelope``: the envelope fair shares are taken on, e.g. a baseline's,
+    by default the scenario's). Without a plan: the status and message, figures empty."""
     sc = outcome.scenario
     row: dict[str, object] = {
         "scenario": sc.name, "policy": sc.policy.name, "status": outcome.status.value,
@@ -79,8 +82,9 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
     acc = outcome.accounts
     inst = sc.instance
     v = view(sc)
-    total = sum(line[2] + line[4] for line in acc.lines)
-    cat01 = sum(line[2] + line[4] for line in acc.lines if v.projects[line[0]].category in (0, 1))
+    money = acc.national()
+    total = sum(money.values())
+    cat01 = sum(m for p, m in money.items() if v.projects[p].category in (0, 1))
 
     if reference is not None and reference.has_plan:
         yard = account(reference.scenario, outcome.decisions)       # type: ignore[arg-type]
@@ -91,6 +95,7 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
         row["benefit_given_up"] = ref_value - value
         row["cat01_money_change"] = cat01 - _cat01_money(reference)
     row["national_funding"] = total
+    row["cat01_money"] = cat01
     row["cat01_share"] = cat01 / total if total else math.nan
 
     systems = inst.systems
@@ -98,7 +103,8 @@ def metrics(outcome: Outcome, reference: Outcome | None = None) -> dict[str, obj
     alloc = np.array([acc.allocation[s] for s in systems["system_id"]])
     row["gini"] = _gini(alloc / wp, wp)
     row["theil"] = _theil(alloc / wp, wp)
-    envelope_total = float(sc.envelope["capital"].sum() + sc.envelope["revenue"].sum())
+    basis = sc.envelope if fair_share_envelope is None else fair_share_envelope
+    envelope_total = float(basis["capital"].sum() + basis["revenue"].sum())
     ratio = alloc / (wp / wp.sum() * envelope_total) if envelope_total > 0 else np.full(len(wp), math.nan)
     row["systems_below_50pct"] = int((ratio < 0.5).sum())
     row["systems_below_90pct"] = int((ratio < 0.9).sum())

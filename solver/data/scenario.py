@@ -120,9 +120,19 @@ class Scenario:
 
     def with_policy(self, policy: Policy, model_path: str = "") -> Scenario:
         """A copy under another policy model, the scenario's own ``[overrides]`` applied on top of it (as when
-        the scenario names that model)."""
+        the scenario names that model) — except ``[overrides.objective]`` keys the model's objective kind does
+        not have (a tier tolerance given for a lexicographic model means nothing to need-first)."""
         sc = dataclasses.replace(self, policy=policy, model_path=model_path or self.model_path)
-        return sc.with_overrides(self.overrides) if self.overrides else sc
+        if not self.overrides:
+            return sc
+        over = copy.deepcopy(self.overrides)
+        objective = over.get("objective")
+        if isinstance(objective, dict) and "kind" not in objective:
+            fields = type(policy.objective).model_fields
+            over["objective"] = {k: v for k, v in objective.items() if k in fields}
+            if not over["objective"]:
+                del over["objective"]
+        return sc.with_overrides(over) if over else sc
 
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
         """A copy with policy parameters changed (deep-merged and validated like scenario overrides)."""

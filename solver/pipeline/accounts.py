@@ -179,6 +179,21 @@ class Accounts:
         """The money lines as a DataFrame."""
         return pd.DataFrame(self.lines, columns=LINE_COLUMNS)
 
+    def national(self) -> dict[str, float]:
+        """National delivery funding (capital and revenue, all years) of each funded project that draws any:
+        the one definition of a project's national money (fees, run costs and withdrawal costs apart)."""
+        out: dict[str, float] = {}
+        for line in self.lines:
+            out[line[0]] = out.get(line[0], 0.0) + line[2] + line[4]
+        return out
+
+    def local(self) -> dict[str, float]:
+        """Local match (capital and revenue, all years) of each funded project."""
+        out: dict[str, float] = {}
+        for line in self.lines:
+            out[line[0]] = out.get(line[0], 0.0) + line[3] + line[5]
+        return out
+
 
 def account(scenario: Scenario, dec: Decisions, v: View | None = None) -> Accounts:
     """Recompute every money line and total of a plan from the tables."""

@@ -485,47 +485,66 @@ def render_compare(analysis: Analysis) -> str:
 
 
 def render_diff(analysis: Analysis) -> str:
-    """One screen for a planner: the cut, national funding before and after, who loses by category, kind,
-    system and region, commitments withdrawn, unspent money and the revenue tail, then the briefing."""
+    """One screen (80 columns) for a planner: the cut and any rule change, national funding before and after,
+    the largest changes by category, kind, ICB and region, commitments withdrawn, unspent money and the
+    revenue tail, then the briefing, wrapped."""
+    import textwrap
+
     from solver.analyses.diff import gbp
 
     s, t = analysis.summary, analysis.tables
     base = s.get("base", {})
     head = s.get("scenario", {})
-    out = [f"{_s(base.get('scenario', '?'))} ({_s(base.get('model', '?'))}) → {_s(head.get('name', '?'))} "
-           f"({_s(head.get('model', '?'))})"]
-    env = s.get("envelope_change") or []
+    plans = s.get("plans", {})
+
+    def state(side: str) -> str:
+        p = plans.get(side, {})
+        if not p or p.get("status") == "optimal":
+            return ""
+        return f", {p.get('status')}" + (f" gap {p['gap']:.2%}" if isinstance(p.get("gap"), float) else "")
+
+    out = [f"{_s(base.get('scenario', '?'))} ({_s(base.get('model', '?'))}{state('base')}) → "
+           f"{_s(head.get('name', '?'))} ({_s(head.get('model', '?'))}{state('other')})"]
+    env = [e for e in (s.get("envelope_change") or []) if e.get("before") is not None]
     out.append("Envelope: " + ("; ".join(f"{fy(int(e['year']))} {e['pot']} {gbp(e['before'], False)} → "
                                          f"{gbp(e['after'], False)} ({gbp(e['change'])})" for e in env)
                                if env else "unchanged"))
+    pc = s.get("policy_change") or {}
+    if pc.get("settings") or len(set(pc.get("models", []))) > 1:
+        changed = list(pc["settings"].items())[:3]
+        out.append(f"Rules: model {_s(pc['models'][0])} → {_s(pc['models'][1])}; "
+                   + ("; ".join(f"{_s(k)} {_s(str(v[0]))} → {_s(str(v[1]))}" for k, v in changed) or "same settings"))
     nf, pr = s["national_funding"], s["projects"]
     out.append(f"National funding: {gbp(nf['before'], False)} → {gbp(nf['after'], False)} "
-               f"({gbp(nf['after'] - nf['before'])}); {pr['lost']} projects lose funding "
-               f"({gbp(pr['money_lost'], False)}), {pr['gained']} gain ({gbp(pr['money_gained'], False)}), "
-               f"{pr['moved']} change start year")
+               f"({gbp(nf['after'] - nf['before'])}); lost by {pr['lost']} projects ({gbp(pr['money_lost'], False)}),"
+               f" gained by {pr['gained']} ({gbp(pr['money_gained'], False)}); {pr['moved']} moved start year")
 
     def block(title: str, table: str, key: str, n: int, label: Any = None) -> None:
         frame = t[table]
-        rows = frame[(frame["change"].abs() > 5e-4)].head(n)
+        frame = frame[frame["change"].abs() > 5e-4]
+        rows = frame.reindex(frame["change"].abs().sort_values(ascending=False).index).head(n)
         if rows.empty:
             return
-        title = f"{title}{'' if len(rows) == len(frame) else f' (largest {len(rows)} changes)'}"
-        out.append(f"\n{title:36} {'before':>9} {'after':>10} {'change':>10} {'':5} {'lost':>5} {'gained':>6}")
+        title = f"{title}{'' if len(rows) == len(frame) else f' (largest {len(rows)})'}"
+        out.append(f"\n{title:30} {'before':>9} {'after':>9} {'change':>9} {'':>5} {'lost':>4} {'gain':>4}")
         for r in rows.itertuples():
-            name = label(r) if label else getattr(r, key)
-            pct = f" {r.change_pct:+4.0f}%" if r.change_pct == r.change_pct else "      "
-            out.append(f"  {_s(str(name))[:34]:34} {r.before:9,.1f} {r.after:10,.1f} {r.change:+10,.1f}{pct} "
-                       f"{r.projects_lost:5d} {r.projects_gained:6d}")
+            name = _s(str(label(r) if label else getattr(r, key)))
+            if len(name) > 28:
+                name = name[:27].rsplit(" ", 1)[0] + "…"
+            pct = f"{r.change_pct:+4.0f}%" if r.change_pct == r.change_pct else "     "
+            out.append(f"  {name:28} {r.before:9,.1f} {r.after:9,.1f} {r.change:+9,.1f} {pct:>5} "
+                       f"{r.projects_lost:4d} {r.projects_gained:4d}")
 
     block("By category", "by_category", "category", 5,
           lambda r: f"category {r.category}" if r.category != "system-wide" else "system-wide")
     block("By kind", "by_kind", "kind", 6)
-    block("By ICB", "by_system", "system_id", 8, lambda r: r.name or r.system_id)
-    block("By region", "by_region", "region", 8)
+    block("By ICB", "by_system", "system_id", 6, lambda r: (r.name or r.system_id).removeprefix("NHS "))
+    block("By region", "by_region", "region", 7)
     w = s["withdrawn"]
-    out.append(f"\nCommitments withdrawn: {w['count']}" + (f", cost {gbp(w['cost'], False)}" if w["count"] else ""))
     un, tail = s["unspent"], s["revenue_tail"]
-    out.append(f"Unspent envelope: {gbp(un['before'], False)} → {gbp(un['after'], False)}; revenue tail beyond the "
-               f"envelope: {gbp(tail['before'], False)} → {gbp(tail['after'], False)}")
-    out.append("\nBriefing: " + _s(s["briefing"]))
+    out.append(f"\nCommitments withdrawn: {w['count']}" + (f" (cost {gbp(w['cost'], False)})" if w["count"] else "")
+               + f". Unspent: {gbp(un['before'], False)} → {gbp(un['after'], False)}. Revenue tail: "
+               f"{gbp(tail['before'], False)} → {gbp(tail['after'], False)}.")
+    out.append("")
+    out += textwrap.wrap("Briefing: " + _s(s["briefing"]), 100)
     return "\n".join(out)

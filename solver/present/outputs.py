@@ -548,17 +548,29 @@ def read_outcome(folder: str | Path) -> Outcome:
         doc = json.loads(path.read_text(encoding="utf-8"))
         scenario_path, identity = str(doc["scenario_path"]), str(doc["scenario_id"])
         status, termination = SolutionStatus(doc["status"]), Termination(doc["termination"])
-    except (ValueError, KeyError, TypeError) as exc:
+        solver = doc["solver"]
+        backend, options = str(solver["backend"]), dict(solver.get("options", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(path, f"not a summary.json written by envelope solve ({type(exc).__name__}: {exc})") from None
-    scenario = load_scenario(scenario_path)
+    scenario = load_scenario(scenario_path)     # stored resolved (folders of older versions: as it was typed)
+    settings = {k: options[k] for k in ("time_limit", "mip_gap", "threads", "seed") if k in options}
+    try:
+        scenario = scenario.with_solver(backend=backend, **settings)
+    except InputError:
+        pass                                      # settings this version does not know: the identity decides
     if scenario.identity != identity:
         raise InputError(path, f"its scenario {scenario_path} (or its instance or model) has changed since these "
-                               "results were written; solve it again")
-    decisions = read_decisions(folder)
+                               "results were written, or they were written by another version of Envelope; "
+                               "solve it again")
+    try:
+        decisions = read_decisions(folder)
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise InputError(folder, f"cannot read the plan back ({type(exc).__name__}: {exc}); a result folder of "
+                                 "envelope solve has plan.csv, budget.csv and misses.csv with their columns") from None
     report = audit(scenario, decisions)
     if not report.ok:
         raise InputError(folder / "plan.csv", f"the plan breaks a rule of its scenario: {report.violations[0]}")
-    return Outcome(scenario=scenario, status=status, termination=termination, backend=str(doc["solver"]["backend"]),
+    return Outcome(scenario=scenario, status=status, termination=termination, backend=backend,
                    objective=report.objective, bound=doc.get("bound"), gap=doc.get("gap"), decisions=decisions,
                    audit=report, label=str(folder))
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import platform as _platform
 from importlib.metadata import PackageNotFoundError, version
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from solver.data.readers import safe_text
 from solver.data.scenario import Scenario
-from solver.pipeline.accounts import Project, best_values, budget_rows, project_system, view
+from solver.pipeline.accounts import LINE_COLUMNS, Project, best_values, budget_rows, project_system, view
 from solver.pipeline.audit import fair_share_amounts
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
@@ -46,6 +47,23 @@ def plan_table(outcome: Outcome) -> pd.DataFrame:
     lines.insert(8, "start", lines["project_id"].map(outcome.decisions.starts))
     lines.insert(9, "go_live", lines["start"] + lines["project_id"].map(pr["duration_years"]))
     lines["run_cost_payer"] = sc.policy.revenue_consequences.payer
+    silent = sorted(set(outcome.decisions.starts) - set(lines["project_id"]))
+    if silent:       # funded but costing nothing in the envelope years: one zero row, so the plan reads back whole
+        zero = lines.iloc[:0].reindex(range(len(silent)))
+        zero["project_id"] = silent
+        for col in ("name", "org_id", "kind", "platform"):
+            zero[col] = zero["project_id"].map(pr[col])
+        zero["system_id"] = zero["project_id"].map(psys)
+        zero["region"] = zero["system_id"].map(sc.instance.systems.set_index("system_id")["region"])
+        zero["category"] = zero["project_id"].map(
+            pr["org_id"].map(sc.instance.organisations.set_index("org_id")["category"])).astype("Int64")
+        zero["start"] = zero["project_id"].map(outcome.decisions.starts)
+        zero["go_live"] = zero["start"] + zero["project_id"].map(pr["duration_years"])
+        zero["year"] = zero["start"]
+        for col in LINE_COLUMNS[2:]:
+            zero[col] = 0.0
+        zero["run_cost_payer"] = sc.policy.revenue_consequences.payer
+        lines = pd.concat([lines, zero], ignore_index=True)
     return lines.sort_values(["project_id", "year"]).reset_index(drop=True)
 
 
@@ -207,15 +225,13 @@ def misses_table(outcome: Outcome, reasons: pd.DataFrame | None = None) -> pd.Da
 
 
 def trusts_table(outcome: Outcome, reasons: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every organisation: category, platform, what it asked (each alternatives group counted once, at its
-    dearest option), what was funded (national money), its funded bids and its unfunded bids with the
-    reason code of each."""
+    """Every organisation: category, platform, what it asked (total cost, national and local; each alternatives
+    group counted once, at its dearest option), what was funded (national money, and in total with the local
+    match: comparable with ``asked``), its funded bids and its unfunded bids with the reason code of each."""
     sc = outcome.scenario
     inst = sc.instance
     starts = outcome.decisions.starts if outcome.decisions is not None else {}
-    money: dict[str, float] = {}
-    for line in outcome.accounts.lines:
-        money[line[0]] = money.get(line[0], 0.0) + line[2] + line[4]
+    money, local = outcome.accounts.national(), outcome.accounts.local()
     cost = inst.costs.assign(total=inst.costs["capital"] + inst.costs["revenue"]).groupby("project_id")["total"].sum()
     region = dict(zip(inst.systems["system_id"], inst.systems["region"]))
     why = reasons if reasons is not None else unfunded_reasons(outcome)
@@ -239,11 +255,12 @@ def trusts_table(outcome: Outcome, reasons: pd.DataFrame | None = None) -> pd.Da
             "org_id": o, "name": name, "system_id": s, "region": region.get(s, ""), "category": int(cat),
             "platform": plat if isinstance(plat, str) else "", "bids": len(mine),
             "asked": sum(asked_by_group.values()), "funded_national": sum(money.get(p, 0.0) for p in funded),
+            "funded_total": sum(money.get(p, 0.0) + local.get(p, 0.0) for p in funded),
             "funded_bids": ";".join(sorted(funded)),
             "unfunded_bids": ";".join(f"{p}: {code.get(p, '')}" for p in sorted(p for p in mine if p not in starts)),
         })
     frame = pd.DataFrame(rows, columns=["org_id", "name", "system_id", "region", "category", "platform", "bids",
-                                        "asked", "funded_national", "funded_bids", "unfunded_bids"])
+                                        "asked", "funded_national", "funded_total", "funded_bids", "unfunded_bids"])
     return frame.sort_values(["category", "org_id"]).reset_index(drop=True)
 
 
@@ -270,7 +287,7 @@ def summary(outcome: Outcome) -> dict[str, object]:
     return {
         "scenario": sc.name,
         "scenario_id": sc.identity,
-        "scenario_path": sc.path,
+        "scenario_path": str(Path(sc.path).resolve()),
         "description": sc.description,
         "instance": sc.instance.name,
         "model": sc.policy.name,
@@ -311,8 +328,9 @@ def timings(outcome: Outcome) -> dict[str, float]:
     return {"build_seconds": round(outcome.build_seconds, 4), "solve_seconds": round(outcome.solve_seconds, 4)}
 
 
-def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -> str:
-    """The short text summary printed by ``envelope solve``."""
+def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None, fair_share_basis: str = "") -> str:
+    """The short text summary printed by ``envelope solve`` (``fair_share_basis``: what fair shares were taken
+    on, when not the scenario's own envelope, e.g. "the baseline's envelope")."""
     sc = outcome.scenario
     t = t or tables(outcome)
     s_ = safe_text  # every piece of text from the data (names, ids) is printed through it
@@ -350,7 +368,7 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
         if r.unspent > max(0.5, 0.005 * r.envelope):      # not the odd £k a whole-£k plan cannot use
             fate = "lost (no carry-over)" if carry == 0 or r.year == sc.instance.years[-1] else \
                 f"{carry:.0%} of a year's unspent money may be carried"
-            flex = "" if r.pot == "capital" or sc.policy.budget.capital_to_revenue > 0 else \
+            flex = "" if r.pot == "revenue" or sc.policy.budget.capital_to_revenue > 0 else \
                 "; no capital-to-revenue flexibility"
             lines.append(f"  UNSPENT: £{r.unspent:,.1f}m of {fy(r.year)} {r.pot}, {fate}{flex}")
     tail = outcome.audit.accounts.revenue_tail if outcome.audit.accounts else {}
@@ -391,7 +409,9 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None) -
     s = t["systems"]
     fs = sc.policy.fair_share
     floor = fs.floor if fs.mode in ("floor", "band") else 0.5
-    what = f"their floor ({floor:.0%} of fair share)" if fs.mode in ("floor", "band") else "half their fair share"
+    what = f"{floor:.0%} of their fair share" if fs.mode in ("floor", "band") else "half their fair share"
+    if fair_share_basis:
+        what += f" on {fair_share_basis}"
     below = s[s["allocation_to_fair_share"] < floor - 1e-9].sort_values("allocation_to_fair_share")
     lines.append(f"Systems below {what}: {len(below)}"
                  + (": " + ", ".join(f"{s_(r.name)} {r.allocation_to_fair_share:.0%}"
