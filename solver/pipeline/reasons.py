@@ -85,7 +85,8 @@ CODES = ("excluded", "no_start", "start_window", "platform", "local_capital", "l
 """Every reason code."""
 
 ALONE_CODES = ("excluded", "no_start", "local_capital", "local_revenue", "envelope", "fair_share")
-"""Codes that say no plan can fund the project (so does ``platform`` with ``limit`` ``absolute``)."""
+"""Codes that say no plan can fund the project (so do ``platform`` and ``dependency`` with ``limit`` ``absolute``:
+``cannot_be_funded``)."""
 
 _RANK = {name: i for i, name in enumerate(PRIORITY)}
 _THRESHOLD_CODES = ("alternative", "platform", "dependency", "local_room", "fair_share_room", "outcompeted", "no_gain",
@@ -718,6 +719,33 @@ def unfunded_reasons(outcome: Outcome, thresholds: pd.DataFrame | None = None) -
             "objective_change": r.objective_change, "withdrawn": withdrawn,
         })
     frame = pd.DataFrame(rows, columns=REASON_COLUMNS)
+    _dead_requirements(frame, pl)
     for col in ("start", "year"):
         frame[col] = frame[col].astype("Int64")
     return frame
+
+
+def cannot_be_funded(frame: pd.DataFrame) -> pd.Series:
+    """Rows of ``unfunded_reasons`` whose reason proves that no plan can fund the project (an "on its own"
+    code, a platform new to a system that runs another, or a requirement no plan can fund)."""
+    return frame["code"].isin(ALONE_CODES) | (frame["code"].isin(("platform", "dependency"))
+                                              & (frame["limit"] == "absolute"))
+
+
+def _dead_requirements(frame: pd.DataFrame, pl: _Plan) -> None:
+    """A ``dependency`` whose requirement (a project, or every member of a group) no plan can fund says so,
+    and is marked ``absolute``: funding the requirement earlier cannot help (checked in order, so a chain of
+    requirements that no plan can fund is followed)."""
+    for _ in range(len(frame)):
+        dead = set(frame.loc[cannot_be_funded(frame), "project_id"])
+        changed = False
+        for i in frame.index[(frame["code"] == "dependency") & (frame["limit"] != "absolute")]:
+            reqs = [q for q in str(frame.at[i, "blocker"]).split(", ") if q]
+            gone = [q for q in reqs if all(m in dead for m in pl.v.group_members.get(q, [q]))]
+            if gone:
+                frame.at[i, "reason"] = str(frame.at[i, "reason"]).rstrip(".") + (
+                    f"; and no plan can fund {' or '.join(gone)} (see its reason), so no plan can fund this one")+ "."
+                frame.at[i, "limit"] = "absolute"
+                changed = True
+        if not changed:
+            return

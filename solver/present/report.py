@@ -18,7 +18,7 @@ from solver.pipeline.accounts import LINE_COLUMNS, Project, best_values, budget_
 from solver.pipeline.audit import fair_share_amounts
 from solver.pipeline.checks import fy
 from solver.pipeline.outcome import Outcome
-from solver.pipeline.reasons import ALONE_CODES, unfunded_reasons
+from solver.pipeline.reasons import cannot_be_funded, unfunded_reasons
 
 
 def _package_version(name: str) -> str:
@@ -210,8 +210,7 @@ def misses_table(outcome: Outcome, reasons: pd.DataFrame | None = None) -> pd.Da
     why = reasons if reasons is not None else unfunded_reasons(outcome)
     code = dict(zip(why["project_id"], why["code"]))
     text = dict(zip(why["project_id"], why["reason"]))
-    alone = set(why.loc[why["code"].isin(ALONE_CODES) | ((why["code"] == "platform") & (why["limit"] == "absolute")),
-                        "project_id"])
+    alone = set(why.loc[cannot_be_funded(why), "project_id"])
     is_project = frame["type"] == "project"
     frame["reason_code"] = frame["id"].map(code).where(is_project, "")
     frame["fundable_in_some_plan"] = (~frame["id"].isin(alone)).where(is_project, pd.NA)
