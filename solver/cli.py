@@ -189,6 +189,12 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
     inputs = input_paths(sc)
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) before a long solve
     base_sc = load_scenario(sc.baseline) if sc.baseline else None   # read (and checked) before any solve
+    if base_sc is not None and (list(base_sc.instance.years) != list(sc.instance.years) or set(
+            base_sc.instance.systems["system_id"]) != set(sc.instance.systems["system_id"])):
+        raise InputError(scenario, f"key 'baseline': {base_sc.path} is on another instance ({base_sc.instance.name}, "
+                                   f"years {base_sc.instance.years[0]}-{base_sc.instance.years[-1]}, "
+                                   f"{len(base_sc.instance.systems)} systems); a baseline has the same years and "
+                                   "systems (use envelope diff to compare different instances)")
     options = dict(backend=backend, time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed)
     outcome = run_solve(sc, **options)
     interrupted = "the best plan found so far" if outcome.interrupted else ""
@@ -426,6 +432,9 @@ def compare(files: tuple[Path, ...], models: tuple[str, ...], reference: str, ou
     check_solver_options(**solver)
     scenario_files, model_refs = [], list(models)
     for f in files:
+        if not f.exists() and str(f) in list_models():
+            raise InputError(f, f"'{f}' is a built-in model name: give one --models per name "
+                                f"(--models {' --models '.join([*models, str(f)])}), or model files after one --models")
         doc = read_toml(f)
         (model_refs if "instance" not in doc and "name" in doc else scenario_files).append(str(f))
     if not scenario_files:

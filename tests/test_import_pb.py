@@ -269,3 +269,16 @@ def test_output_folder_rules(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run("import", "pb", str(path), "-o", str(out)).exit_code == 0
     assert run("import", "pb", str(path), "-o", str(out)).exit_code == 0
+
+
+def test_an_unterminated_quote_is_refused_naming_its_line(tmp_path: Path) -> None:
+    from solver.data.importers import read_pb
+    from solver.errors import InputError
+
+    head = "META\nkey;value\nbudget;100\nvote_type;approval\nPROJECTS\nproject_id;cost;votes;name\n"
+    for tail in ('a;60;3;"Park\nb;50;2;Road\nVOTES\nvoter_id;vote\n1;a,b\n',          # open to the end of the file
+                 'a;60;3;"Park\nb;50;2;Road"\nVOTES\nvoter_id;vote\n1;a,b\n'):        # closed lines later
+        bad = tmp_path / "bad.pb"
+        bad.write_text(head + tail)
+        with pytest.raises(InputError, match="line 7"):
+            read_pb(bad)

@@ -452,3 +452,26 @@ def test_analyses_that_need_the_mip_refuse_rule_based_policies(tmp_path: Path, a
     assert r.exit_code == 2, r.output
     assert "needs an optimising policy" in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_takes_a_copy_of_a_built_in_model_as_that_model(tmp_path: Path) -> None:
+    """As after `pip install .`: the built-ins live in the package, models/*.toml in the checkout are copies."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from solver.cli import main
+
+    copies = tmp_path / "models"
+    copies.mkdir()
+    for name in ("need-first", "max-min"):
+        shutil.copy(builtin_models_dir() / f"{name}.toml", copies / f"{name}.toml")
+    r = CliRunner().invoke(main, ["compare", str(TINY), "--models", str(copies / "need-first.toml"),
+                                  str(copies / "max-min.toml"), "--models", "max-min", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "Scenario baseline: 2 policies" in r.output
+    edited = copies / "need-first.toml"
+    edited.write_text(edited.read_text().replace('payer = "system"            # run costs', 'payer = "centre"  # run'))
+    r = CliRunner().invoke(main, ["compare", str(TINY), "--models", str(edited), "-o", str(tmp_path / "o2")])
+    assert r.exit_code == 2
+    assert "a different model" in r.output

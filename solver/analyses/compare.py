@@ -38,12 +38,14 @@ def load_models(refs: Sequence[str | Path], base_dir: Path | None = None) -> lis
             raise InputError(text, "is a scenario (it names an instance), not a policy model: give scenarios before "
                                    "--models, or the model a scenario uses (its 'model' key)")
         policy, path = load_policy(text, base_dir or Path.cwd())
-        if policy.name in seen and seen[policy.name] != str(path):
-            raise InputError(path, f"policy name '{policy.name}' is also the name of {seen[policy.name]}; "
-                                   "give each compared model its own name")
-        if policy.name not in seen:
-            seen[policy.name] = str(path)
-            out.append((policy, str(path)))
+        if policy.name in seen:
+            first = next(p for p, where in out if p.name == policy.name)
+            if first != policy:      # two models named alike may be one model (a built-in and its copy)
+                raise InputError(path, f"policy name '{policy.name}' is also the name of {seen[policy.name]}, "
+                                       "a different model; give each compared model its own name")
+            continue
+        seen[policy.name] = str(path)
+        out.append((policy, str(path)))
     return out
 
 
@@ -62,9 +64,9 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
         raise InputError(None, "compare needs at least one policy model (--models)")
     ref_policy, ref_path = load_models([reference])[0]
     for p, path in models:
-        if p.name == ref_policy.name and Path(path).resolve() != Path(ref_path).resolve():
-            raise InputError(path, f"policy name '{p.name}' is the reference's ({ref_path}); rename the model or pass "
-                                   "it as --reference")
+        if p.name == ref_policy.name and p != ref_policy:
+            raise InputError(path, f"policy name '{p.name}' is the reference's ({ref_path}), a different model; "
+                                   "rename the model or pass it as --reference")
     policies = [(ref_policy, ref_path)] + [(p, path) for p, path in models if p.name != ref_policy.name]
     tasks = [Task(sc, ops=(SetPolicy.of(p, path),), label=f"{sc.name} / {p.name}")
              for sc in scenarios for p, path in policies]

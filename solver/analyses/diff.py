@@ -59,10 +59,11 @@ def envelope_change(base: Outcome, other: Outcome) -> list[dict[str, object]]:
     o = other.scenario.envelope.set_index("year")
     out = []
     for y in o.index:
+        if y not in b.index:
+            continue          # a year only one plan has (instances that differ): stated apart, not as a change
         for pot in ("capital", "revenue"):
-            before = float(b.at[y, pot]) if y in b.index else math.nan
-            after = float(o.at[y, pot])
-            if not (before == after):
+            before, after = float(b.at[y, pot]), float(o.at[y, pot])
+            if before != after:
                 out.append({"year": int(y), "pot": pot, "before": before, "after": after, "change": after - before})
     return out
 
@@ -148,6 +149,8 @@ def diff_plans(base: Outcome, other: Outcome) -> Analysis:
                   for side, o in (("base", base), ("other", other))},
         "policy_change": policy_change(base, other),
         "projects_only_in": {"base": only_base, "other": only_other},
+        "years_only_in": {"base": sorted(set(base.scenario.instance.years) - set(other.scenario.instance.years)),
+                          "other": sorted(set(other.scenario.instance.years) - set(base.scenario.instance.years))},
         "envelope_change": envelope_change(base, other),
         "national_funding": {"before": sum(mb.values()), "after": sum(mo.values())},
         "projects": {"lost": len(lost), "gained": len(gained), "moved": int((changes["change"] == "moved").sum()),
@@ -224,9 +227,12 @@ def briefing(summary: dict[str, object], tables: dict[str, pd.DataFrame]) -> str
                     + (f" ({settings}{' …' if len(pc['settings']) > 4 else ''})" if settings else "") + ".")
     only = summary["projects_only_in"]
     assert isinstance(only, dict)
-    if only["base"] or only["other"]:
+    years = summary["years_only_in"]
+    assert isinstance(years, dict)
+    if only["base"] or only["other"] or years["base"] or years["other"]:
         text.append(f"The instances differ: {len(only['base'])} project(s) only in the base, {len(only['other'])} "
-                    "only in the other.")
+                    f"only in the other; envelope years only in the base {years['base'] or 'none'}, only in the "
+                    f"other {years['other'] or 'none'}.")
     text.append(f"National funding goes from {gbp(nf['before'], False)} to {gbp(nf['after'], False)}: {pr['lost']} "
                 f"projects lose their funding ({gbp(pr['money_lost'], False)}), {pr['gained']} gain it "
                 f"({gbp(pr['money_gained'], False)}) and {pr['moved']} change start year.")

@@ -252,11 +252,14 @@ def _pb_sections(path: Path, text: str) -> dict[str, _Section]:
     """The META, PROJECTS and VOTES sections (each: its header and rows with their physical lines)."""
     sections: dict[str, _Section] = {}
     current: _Section | None = None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";", strict=True)
     start = 1
     try:
         for row in reader:
             line, start = start, reader.line_num + 1
+            if reader.line_num > line:      # a quoted cell ran over a line end: a quote left open
+                raise _error(path, f"a quoted cell runs from line {line} to line {reader.line_num}: an unterminated "
+                                   "quote (\") in that cell?", line)
             if not row or all(not c.strip() for c in row):
                 continue
             word = row[0].strip()

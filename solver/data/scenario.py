@@ -301,6 +301,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError(path, f"cannot read file ({reason})") from None
     with _not_too_deep(path):
         data = read_toml(path)
+    if "instance" not in data and "name" in data and "model" not in data:
+        raise InputError(path, "is a policy model (it has a name and no instance), not a scenario; a scenario names "
+                               "an instance and a model (docs/scenario-format.md)")
     try:
         with _not_too_deep(path):
             doc = ScenarioFile.model_validate(data, strict=True)  # TOML has types: no coercion

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from solver.analyses.engine import jsonable
 from solver.data.instance import ALL_TABLE_MODELS
 from solver.errors import InputError
 from solver.pipeline.decisions import Decisions
@@ -227,9 +228,9 @@ def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str]
                 if isinstance(content, pd.DataFrame):
                     spreadsheet_safe(content).to_csv(path, index=False, float_format=FLOAT_FORMAT,
                                                      lineterminator="\n")
-                elif isinstance(content, dict):
-                    path.write_text(json.dumps(content, indent=2, sort_keys=False, default=str) + "\n",
-                                    encoding="utf-8")
+                elif isinstance(content, dict):      # strict JSON: NaN and infinities become null
+                    path.write_text(json.dumps(jsonable(content), indent=2, sort_keys=False, default=str,
+                                               allow_nan=False) + "\n", encoding="utf-8")
                 else:
                     path.write_text(str(content), encoding="utf-8")
                 with open(path, "rb") as fh:

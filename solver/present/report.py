@@ -348,8 +348,13 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None, f
         lines.append(f"RULE-BASED PLAN ({s_(sc.policy.allocation.method)}): made by the policy's rule, not "
                      "optimised; audited, with no bound claimed")
     elif outcome.status.value != "optimal":
-        lines.append(f"NOT PROVED OPTIMAL: the solver stopped ({outcome.termination.value}); this plan is feasible "
-                     f"and audited, and no plan is better than the bound {bound}")
+        unproved = [str(t_["criterion"]) for t_ in outcome.tiers if not t_["proved"]]
+        if unproved and outcome.termination.value == "optimal":
+            lines.append(f"NOT PROVED OPTIMAL: tier(s) {', '.join(unproved)} were not proved within their share of the "
+                         f"time limit; the last tier is proved within the gap for the tiers as kept")
+        else:
+            lines.append(f"NOT PROVED OPTIMAL: the solver stopped ({outcome.termination.value}); this plan is "
+                         f"feasible and audited, and no plan is better than the bound {bound}")
     for t_ in outcome.tiers:
         lines.append(f"Tier {t_['criterion']}: best {float(t_['optimum']):,.4g}"  # type: ignore[arg-type]
                      f"{'' if t_['proved'] else ' (not proved)'}, kept at least {float(t_['floor']):,.4g} "  # type: ignore[arg-type]
@@ -396,9 +401,11 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None, f
         others = int(((m["type"] == "project") & ~m["counts_as_unmet"]).sum())
         note = (f"; {others} other unfunded project{'' if others == 1 else 's'} are alternatives in a group, "
                 "whose need is counted once" if others else "")
-        lines.append(f"Largest need-weighted benefit left unfunded ({len(proj)} project"
-                     f"{'' if len(proj) == 1 else 's'} counted as unmet{note}; those some plan could fund):")
-        for r in proj[proj["fundable_in_some_plan"].astype(bool)].head(5).itertuples():
+        fundable = proj[proj["fundable_in_some_plan"].astype(bool)]
+        lines.append(f"Unfunded: {len(proj)} project{'' if len(proj) == 1 else 's'} counted as unmet{note}"
+                     + ("; the largest need-weighted benefit some plan could fund:" if len(fundable) else
+                        "; none of them could be funded by any plan"))
+        for r in fundable.head(5).itertuples():
             lines.append(f"  {s_(r.id)} {s_(r.name)}: £{r.cost:,.1f}m, value {r.need_weighted_benefit:,.1f} "
                          f"— {s_(r.reason_code)}")
         codes = m.loc[m["type"] == "project", "reason_code"].value_counts()
