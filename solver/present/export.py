@@ -34,7 +34,7 @@ from solver.backends.base import MODEL_FORMATS
 from solver.data.scenario import Scenario
 from solver.errors import BackendError, InputError
 from solver.mip.arrays import MILP
-from solver.present.outputs import OutputFolderError, spreadsheet_safe
+from solver.present.outputs import OutputFolderError, process_alive, spreadsheet_safe
 
 #: Longest name written (MPS and LP readers accept 255 characters).
 NAME_LIMIT = 255
@@ -222,25 +222,13 @@ def _tag(target: Path) -> str:
     return hashlib.sha1(target.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def _tidy(target: Path) -> None:
     """Remove temporary files of exports to ``target`` whose process has ended."""
     tag = _tag(target)
     with contextlib.suppress(OSError):
         for name in os.listdir(target.parent):
             m = _TMP.fullmatch(name)
-            if m and m[1] == tag and not _alive(int(m[2])):
+            if m and m[1] == tag and not process_alive(int(m[2])):
                 with contextlib.suppress(OSError):
                     os.remove(target.parent / name)
 

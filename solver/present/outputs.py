@@ -372,7 +372,7 @@ def _remove_ours(path: Path) -> None:
     os.rmdir(path)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` may still be running (when unsure: yes)."""
     if pid == os.getpid() or os.name != "posix":
         return True
@@ -395,7 +395,7 @@ def _stale(target: Path) -> list[tuple[Path, str]]:
     found = []
     for name in names:
         m = _WORK.fullmatch(name)
-        if m and m[2] == tag and not _alive(int(m[3])):
+        if m and m[2] == tag and not process_alive(int(m[3])):
             found.append((target.parent / name, m[1]))
     return found
 
