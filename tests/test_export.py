@@ -90,7 +90,8 @@ def generated(tmp_path: Path, model: str = "need-first") -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["mps", "lp"])
-@pytest.mark.parametrize("case", ["tiny", "generated", pytest.param("fair-share", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("case", ["tiny", pytest.param("generated", marks=pytest.mark.slow),
+                                  pytest.param("fair-share", marks=pytest.mark.slow)])
 def test_the_exported_mip_has_envelopes_optimum_in_highs_and_cbc(tmp_path: Path, fmt: str, case: str) -> None:
     scenario = TINY if case == "tiny" else generated(tmp_path, "need-first" if case == "generated" else case)
     own = envelope_optimum(load_scenario(scenario))

@@ -74,6 +74,7 @@ def test_mapping_is_the_file(tmp_path: Path) -> None:
     assert set(inst.projects["duration_years"]) == {0}
 
 
+@pytest.mark.slow
 def test_every_mknap1_problem_solves_to_its_published_optimum(tmp_path: Path) -> None:
     """All 7 problems of mknap1 (Petersen 1967; optima in the file's headers) at gap 0."""
     optima = header_optima(MKNAP1)

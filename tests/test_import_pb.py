@@ -106,6 +106,7 @@ def test_scenarios_and_models_make_the_objective_the_votes(tmp_path: Path) -> No
     assert shares.policy.allocation.method == "equal-shares"
 
 
+@pytest.mark.slow
 def test_warsaw_threshold_reaches_the_greedy_model(tmp_path: Path) -> None:
     files = read_pb(WARSAW).files()
     (tmp_path / "pb-greedy.toml").write_text(files["pb-greedy.toml"], encoding="utf-8")

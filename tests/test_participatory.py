@@ -283,6 +283,7 @@ def warsaw() -> dict:
             "threshold": float(imported.meta["sources"]["min_project_score_threshold"]), "selected": selected}
 
 
+@pytest.mark.slow
 def test_greedy_reproduces_warsaw_2026(warsaw: dict) -> None:
     """Pabulib's rule for Warsaw 2026 is 'greedy-threshold': by votes, projects with fewer than 3000 votes out.
     The pure rule selects exactly the 17 projects the city selected (its `selected` field)."""
