@@ -604,7 +604,9 @@ def _write_import(imported: Any, source: Path, output: Path) -> None:
         except ValidationError as exc:
             raise pydantic_error(path, exc) from None
         load_policy(doc.model, written, doc.overrides, source=path)
-    click.echo(f"{source.name}: instance {inst.name} ({len(inst.systems)} system, {len(inst.projects)} projects, "
+    n_s, n_p = len(inst.systems), len(inst.projects)
+    click.echo(f"{source.name}: instance {inst.name} ({n_s} system{'s' if n_s != 1 else ''}, {n_p} "
+               f"project{'s' if n_p != 1 else ''}, "
                f"{len(inst.years)} year{'s' if len(inst.years) != 1 else ''}"
                + (f", {len(inst.ballots)} ballot entries" if len(inst.ballots) else "") + ")")
     click.echo(f"Wrote {', '.join(files)} to {written}")
