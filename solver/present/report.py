@@ -340,7 +340,8 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None, f
         f"Status: {outcome.status.value} (termination: {outcome.termination.value}); "
         f"gap {gap}; objective {outcome.objective:,.1f}, bound {bound}",
         f"Objective: {objective_unit(sc)}",
-        f"Solver: {' '.join(filter(None, (outcome.backend, outcome.solver_version)))}; build {outcome.build_seconds:.2f} s, "
+        f"Solver: {' '.join(filter(None, (outcome.backend, outcome.solver_version)))}; "
+        f"build {outcome.build_seconds:.2f} s, "
         f"solve {outcome.solve_seconds:.2f} s; {outcome.model_size['integer_columns']} binaries, "
         f"{outcome.model_size['rows']} rows; plan audit passed",
     ]
@@ -429,8 +430,8 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None, f
 def objective_unit(scenario: Scenario) -> str:
     """What the objective counts, in words, with its unit."""
     obj = scenario.policy.objective
-    horizon = (f"discounted at {obj.discount_rate:.1%} over {obj.horizon_years} year{'s' if obj.horizon_years != 1 else ''}"
-               f" from {scenario.instance.years[0]}")
+    years = f"{obj.horizon_years} year{'s' if obj.horizon_years != 1 else ''}"
+    horizon = f"discounted at {obj.discount_rate:.1%} over {years} from {scenario.instance.years[0]}"
     words = {
         "benefit": f"need-weighted benefit points (each funded project's benefit a year once live × its need "
                    f"weight, {horizon})",
