@@ -641,6 +641,43 @@ def import_mkp(file: Path, index: int, output: Path) -> None:
     _write_import(read_mkp(file, index), file, output)
 
 
+@main.command()
+@click.argument("paths", nargs=-1, type=str, metavar="PATHS_OR_GLOBS...")
+@click.option("--sweep", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Sweep file: base scenarios × models, policy parameters, envelope scales and cuts, generated "
+                   "instances (docs/batch.md).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Results folder (runs.parquet, plans.parquet, manifest.json); re-running resumes it.")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None,
+              help="Parallel single-threaded solves (default: the usable cores; 1 = serial).")
+@click.option("--engine", type=click.Choice(["serial", "local", "dask"]), default="local", show_default=True,
+              help="serial, a local process pool, or Dask distributed (pip install 'envelope-solver[dask]').")
+@click.option("--scheduler", type=str, default=None, metavar="ADDRESS",
+              help="Dask scheduler to use (e.g. tcp://10.0.0.5:8786); default: a LocalCluster on loopback.")
+@click.option("--retry-failed", is_flag=True, help="Run scenarios recorded as failed again.")
+@solver_options
+@_handle_errors
+def batch(paths: tuple[str, ...], sweep: Path | None, output: Path, workers: int | None, engine: str,
+          scheduler: str | None, retry_failed: bool, **solver: Any) -> None:
+    """Solve many scenarios — files, glob patterns and a sweep's cross product — on a local process pool or
+    Dask, recording every result in one resumable Parquet store: re-running the same command skips what is
+    done; a failed scenario is recorded with its message and the batch carries on (docs/batch.md)."""
+    from solver.batch import expand, run_batch
+
+    check_solver_options(**solver)
+    if scheduler and engine != "dask":
+        raise InputError(None, "option --scheduler: needs --engine dask")
+    expansion = expand(paths, sweep, solver)
+    given = {"--sweep": sweep, "-o": output, "--workers": workers, "--engine": engine, "--scheduler": scheduler,
+             **{_SOLVER_FLAGS[k]: v for k, v in solver.items()}}
+    command = ["envelope", "batch", *paths, *[str(x) for k, v in given.items() if v is not None for x in (k, v)]]
+    report = run_batch(expansion, output, engine=engine, workers=workers, scheduler=scheduler,
+                       retry_failed=retry_failed, command=command + ["--retry-failed"] * retry_failed)
+    click.echo("\n".join(report.lines()))
+    click.echo(f"Results in {report.folder}: runs.parquet, plans.parquet, manifest.json "
+               f"(e.g. duckdb -c \"select status, count(*) from '{report.folder}/runs.parquet' group by status\")")
+
+
 def _fraction(text: str, option: str) -> float:
     """'2%' or '0.02' → 0.02; anything else is a bad option (exit 2)."""
     try:
