@@ -164,14 +164,48 @@ def validate(scenario: Path) -> None:
                f"{form.model.n_integer} binaries, {form.model.n_rows} rows")
 
 
+def document_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--report`` and ``--xlsx``: the result folder also gets report.html and/or results.xlsx."""
+    fn = click.option("--xlsx", is_flag=True,
+                      help="Also write every table as one workbook, results.xlsx, in the output folder.")(fn)
+    return click.option("--report", is_flag=True,
+                        help="Also write report.html (the HTML report: envelope report) in the output folder.")(fn)
+
+
+def _documents(options: dict[str, Any]) -> tuple[bool, bool]:
+    """Take ``--report`` and ``--xlsx`` out of a command's options (the rest are the solver's)."""
+    return bool(options.pop("report", False)), bool(options.pop("xlsx", False))
+
+
+def _with_documents(files: dict[str, Any], target: Path, report: bool, xlsx: bool) -> dict[str, Any]:
+    """``files`` plus report.html and results.xlsx when asked for, made from the files themselves, so that
+    they show what the folder holds (as ``envelope report`` and ``envelope workbook`` would later)."""
+    if not (report or xlsx):
+        return files
+    from solver.present.results import result_from_files
+
+    result = result_from_files(files, target)
+    out = dict(files)
+    if report:
+        from solver.present.html_report import build_report
+
+        out["report.html"] = build_report([result]).html
+    if xlsx:
+        from solver.present.xlsx import result_workbook
+
+        out["results.xlsx"] = result_workbook(result)
+    return out
+
+
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: out/<scenario name>).")
 @solver_options
+@document_options
 @_handle_errors
 def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: float | None,
-          mip_gap: float | None, threads: int | None, seed: int | None) -> None:
+          mip_gap: float | None, threads: int | None, seed: int | None, report: bool, xlsx: bool) -> None:
     """Solve a scenario, print a summary and write plan.csv, systems.csv, misses.csv, budget.csv,
     summary.json and timing.json."""
     from solver.analyses.engine import jsonable
@@ -225,6 +259,7 @@ def solve(scenario: Path, output: Path | None, backend: str | None, time_limit: 
             **{k: change.summary[k] for k in ("envelope_change", "policy_change", "national_funding", "projects",
                                               "withdrawn", "unspent", "revenue_tail", "briefing")}}))
     files["timing.json"] = timings(outcome)
+    files = _with_documents(files, target, report, xlsx)
     written = write_folder(target, files, inputs)
     click.echo(format_summary(outcome, t, "the baseline's envelope" if basis is not None else ""))
     if baseline:
@@ -293,6 +328,7 @@ def list_backends_cmd() -> None:
 
 def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by the sensitivity commands."""
+    fn = document_options(fn)
     fn = click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
                       help="Parallel re-solves on a local process pool.")(fn)
     fn = click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -306,9 +342,10 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
     its stages), print its ranked summary and write its tables atomically."""
     from solver.data.scenario import load_scenario
     from solver.present.analyses import render
-    from solver.present.outputs import check_output_folder, input_paths, output_files, write_outputs
+    from solver.present.outputs import check_output_folder, input_paths, output_files, write_folder
     from solver.run.context import Context
 
+    report, xlsx = _documents(solver)
     check_solver_options(**solver)
     sc = load_scenario(scenario).with_solver(**solver)
     target = output if output is not None else Path("out") / f"{sc.name}-{command}"
@@ -316,9 +353,10 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) first
     with Context(workers) as context:
         analysis = run(sc, context=context, **kwargs)
-    written = write_outputs(target, analysis, inputs)
+    files = _with_documents(output_files(analysis), target, report, xlsx)
+    written = write_folder(target, files, inputs)
     click.echo(render(analysis))
-    click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
+    click.echo(f"\nWrote {', '.join(files)} to {written}")
 
 
 @main.command()
@@ -377,6 +415,7 @@ def rules(scenario: Path, output: Path | None, workers: int, **solver: Any) -> N
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: out/<base>-vs-<other>).")
 @solver_options
+@document_options
 @_handle_errors
 def diff(base: Path, other: Path, output: Path | None, **solver: Any) -> None:
     """Who loses and gains what from BASE's plan to OTHER's: each a scenario file (solved now) or a result
@@ -387,8 +426,9 @@ def diff(base: Path, other: Path, output: Path | None, **solver: Any) -> None:
     from solver.api import solve as run_solve
     from solver.data.scenario import load_scenario
     from solver.present.analyses import render
-    from solver.present.outputs import check_output_folder, input_paths, output_files, read_outcome, write_outputs
+    from solver.present.outputs import check_output_folder, input_paths, output_files, read_outcome, write_folder
 
+    report, xlsx = _documents(solver)
     check_solver_options(**solver)
 
     def plan_of(path: Path) -> Any:
@@ -403,9 +443,10 @@ def diff(base: Path, other: Path, output: Path | None, **solver: Any) -> None:
     if b.interrupted or o.interrupted:          # a plan cut short by Ctrl-C is no basis for who-loses-what
         raise KeyboardInterrupt
     analysis = diff_plans(b, o)
-    written = write_outputs(target, analysis, [*inputs, *input_paths(b.scenario), *input_paths(o.scenario)])
+    files = _with_documents(output_files(analysis), target, report, xlsx)
+    written = write_folder(target, files, [*inputs, *input_paths(b.scenario), *input_paths(o.scenario)])
     click.echo(render(analysis))
-    click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
+    click.echo(f"\nWrote {', '.join(files)} to {written}")
 
 
 @main.command()
@@ -426,9 +467,10 @@ def compare(files: tuple[Path, ...], models: tuple[str, ...], reference: str, ou
     from solver.data.instance import read_toml
     from solver.data.scenario import list_models, load_scenario
     from solver.present.analyses import render
-    from solver.present.outputs import check_output_folder, input_paths, output_files, write_outputs
+    from solver.present.outputs import check_output_folder, input_paths, output_files, write_folder
     from solver.run.context import Context
 
+    report, xlsx = _documents(solver)
     check_solver_options(**solver)
     scenario_files, model_refs = [], list(models)
     for f in files:
@@ -450,9 +492,10 @@ def compare(files: tuple[Path, ...], models: tuple[str, ...], reference: str, ou
     check_output_folder(target, inputs)
     with Context(workers) as context:
         analysis = compare_policies(scenarios, policies, reference=reference, context=context)
-    written = write_outputs(target, analysis, inputs)
+    files = _with_documents(output_files(analysis), target, report, xlsx)
+    written = write_folder(target, files, inputs)
     click.echo(render(analysis))
-    click.echo(f"\nWrote {', '.join(output_files(analysis))} to {written}")
+    click.echo(f"\nWrote {', '.join(files)} to {written}")
 
 
 @main.command()
@@ -506,6 +549,38 @@ def thresholds(scenario: Path, k: int, tolerance: float, output: Path | None, wo
     if not 0 < tolerance < 1:
         raise InputError(None, f"option --tolerance: must be a fraction in (0, 1), e.g. 0.01 (got {tolerance:g})")
     _run_analysis(scenario, "thresholds", output, run, solver, k=k, tolerance=tolerance, workers=workers)
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML file to write.")
+@click.option("--figures", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write each figure as PNG and SVG into this folder (for slides).")
+@click.option("--title", default=None, help="The report's title (default: from the first result).")
+@_handle_errors
+def report(results: tuple[Path, ...], output: Path, figures: Path | None, title: str | None) -> None:
+    """One self-contained HTML report (figures inline, nothing loaded from the network, printable) of the
+    RESULTS folders written by solve, the analyses, compare, diff or batch; each section appears when its
+    data is there."""
+    from solver.present.html_report import GENERATOR, build_report, figure_files
+    from solver.present.outputs import check_output_folder, write_file, write_folder
+    from solver.present.results import read_result
+
+    loaded = [read_result(r) for r in results]
+    if figures is not None:
+        check_output_folder(figures, results)
+    page = build_report(loaded, title)
+
+    def ours(path: Path) -> bool:
+        with open(path, "rb") as fh:
+            return GENERATOR.encode() in fh.read(4096)
+
+    written = write_file(output, page.html, ours, "an Envelope report", inputs=results)
+    click.echo(f"Wrote {written} ({len(page.sections)} sections, {len(page.plots)} figures)")
+    if figures is not None:
+        folder = write_folder(figures, figure_files(page), results)
+        click.echo(f"Wrote {len(page.plots)} figures as PNG and SVG to {folder}")
 
 
 # --------------------------------------------------------------------------- generate and export (issue 9)
@@ -639,6 +714,59 @@ def import_mkp(file: Path, index: int, output: Path) -> None:
     from solver.data.importers import read_mkp
 
     _write_import(read_mkp(file, index), file, output)
+
+
+@import_group.command("xlsx")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the instance and its scenario.")
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Instance folder whose organisations and systems a bids workbook without those sheets uses "
+                   "(e.g. instances/england).")
+@_handle_errors
+def import_xlsx(file: Path, output: Path, reference: Path | None) -> None:
+    """An instance workbook (.xlsx: the tables layout, or the bids layout planners use) → an instance folder
+    with scenario.toml (need-first) (docs/spreadsheets.md)."""
+    from solver.data.workbook import import_workbook
+    from solver.present.outputs import check_output_folder
+
+    check_output_folder(output, [file] + ([reference] if reference is not None else []))
+    _write_import(import_workbook(file, reference), file, output)
+
+
+@main.command("workbook")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .xlsx file to write (replaces only a workbook Envelope wrote).")
+@click.option("--layout", type=click.Choice(["tables", "bids"]), default=None,
+              help="For an instance folder: one sheet per table (tables, the default) or the planners' bids sheet.")
+@_handle_errors
+def workbook(path: Path, output: Path, layout: str | None) -> None:
+    """An instance folder (with instance.toml) or a result folder (of solve, an analysis, diff, compare or batch)
+    as one .xlsx workbook (docs/spreadsheets.md)."""
+    from solver.data.workbook import instance_workbook, is_envelope_workbook
+    from solver.present.outputs import write_file
+
+    if output.suffix.lower() != ".xlsx":
+        raise InputError(output, "option -o: give a file name ending in .xlsx")
+    if output.is_dir():
+        raise InputError(output, "option -o: is a folder; give a file name ending in .xlsx")
+    if (path / "instance.toml").is_file():
+        written = write_file(output, instance_workbook(path, layout or "tables"), is_envelope_workbook,
+                             "a workbook Envelope wrote", inputs=[path])
+        click.echo(f"Wrote instance {path} as a workbook ({layout or 'tables'} layout) to {written}")
+    elif (path / "summary.json").is_file() or (path / "manifest.json").is_file():
+        from solver.present.results import read_result
+        from solver.present.xlsx import result_workbook
+
+        if layout is not None:
+            raise InputError(None, "option --layout: applies to an instance folder, not to a result folder")
+        written = write_file(output, result_workbook(read_result(path)), is_envelope_workbook,
+                             "a workbook Envelope wrote", inputs=[path])
+        click.echo(f"Wrote result {path} as a workbook to {written}")
+    else:
+        raise InputError(path, "is neither an instance folder (with instance.toml) nor a result folder (with "
+                               "summary.json or manifest.json)")
 
 
 @main.command()

@@ -72,7 +72,7 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
              for sc in scenarios for p, path in policies]
     with analysis_context(context, workers) as ctx:
         outcomes = solve_many(tasks, ctx, label="comparing policies")
-    rows, plans = [], []
+    rows, plans, systems = [], [], []
     n = len(policies)
     for i, sc in enumerate(scenarios):
         ref = outcomes[i * n]
@@ -83,6 +83,7 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
             row["scenario"], row["policy"] = sc.name, policy.name
             rows.append(row)
             plans += _plan_rows(sc.name, policy.name, o)
+            systems += _system_rows(sc.name, policy.name, o)
     table = pd.DataFrame(rows)
     prices = _prices(table, [ref_policy.name] + [n for n in ("fair-share",) if n != ref_policy.name
                                                   and n in {p.name for p, _ in policies}])
@@ -96,8 +97,11 @@ def compare_policies(scenarios: Sequence[Scenario], models: Sequence[tuple[Polic
         "failed": jsonable([{k: r.get(k) for k in ("scenario", "policy", "status", "message")}
                             for r in rows if r["status"] not in ("optimal", "feasible", "heuristic")]),
     }
-    return Analysis("compare", {"metrics": table, "prices": prices, "plans": pd.DataFrame(
-        plans, columns=["scenario", "policy", "project_id", "start", "national_funding"])}, summary)
+    return Analysis("compare", {
+        "metrics": table, "prices": prices,
+        "plans": pd.DataFrame(plans, columns=["scenario", "policy", "project_id", "start", "national_funding"]),
+        "systems": pd.DataFrame(systems, columns=["scenario", "policy", "system_id", "name", "weighted_population",
+                                                  "allocation"])}, summary)
 
 
 PRICE_FIGURES = {"benefit": "need_first_value", "cat01_money": "cat01_money",
@@ -122,6 +126,15 @@ def _prices(table: pd.DataFrame, against: list[str]) -> pd.DataFrame:
                 rows.append(row)
     return pd.DataFrame(rows, columns=["scenario", "policy", "against",
                                        *[f"{n}_change" for n in PRICE_FIGURES]])
+
+
+def _system_rows(scenario: str, policy: object, o: Outcome) -> list[list[object]]:
+    """National money per system of one plan, with the weighted population the inequality metrics use."""
+    if not o.has_plan:
+        return []
+    s = o.scenario.instance.systems
+    return [[scenario, policy, sid, name, float(wp), o.accounts.allocation[sid]]
+            for sid, name, wp in zip(s["system_id"], s["name"], s["weighted_population"])]
 
 
 def _plan_rows(scenario: str, policy: object, o: Outcome) -> list[list[object]]:

@@ -37,7 +37,7 @@ import shutil
 import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -193,9 +193,10 @@ def _check_replaceable(target: Path) -> None:
                                         "choose another output folder (-o) or empty it")
 
 
-def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str],
+def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str | bytes],
                  inputs: Iterable[str | Path] = ()) -> Path:
-    """Write ``files`` (CSV frames, JSON dicts, text) into ``target`` atomically; returns the path.
+    """Write ``files`` (CSV frames, JSON dicts, text, bytes such as a workbook) into ``target`` atomically;
+    returns the path.
 
     ``target`` must not exist, be empty or be an earlier Envelope output, and must not hold any of
     ``inputs`` (see ``check_output_folder``); it is then replaced whole, never merged, and gets the
@@ -231,6 +232,8 @@ def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str]
                 elif isinstance(content, dict):      # strict JSON: NaN and infinities become null
                     path.write_text(json.dumps(jsonable(content), indent=2, sort_keys=False, default=str,
                                                allow_nan=False) + "\n", encoding="utf-8")
+                elif isinstance(content, bytes):
+                    path.write_bytes(content)
                 else:
                     path.write_text(str(content), encoding="utf-8")
                 with open(path, "rb") as fh:
@@ -255,6 +258,57 @@ def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str]
         # while writing) sits under the work name after an interrupted undo, it is left for its owner
         if tmp is not None and (not tmp.exists() or _is_ours(tmp)):
             shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+_FILE_TMP = re.compile(r"\.envelope-file-([0-9a-f]{12})-(\d+)-[0-9a-f]{8}")
+
+
+def write_file(target: str | Path, content: str | bytes, ours: Callable[[Path], bool], what: str,
+               inputs: Iterable[str | Path] = ()) -> Path:
+    """Write one file (a report, a workbook) atomically: ``content`` goes to a temporary file beside
+    ``target`` (``.envelope-file-<tag>-<pid>-<random>``), is synced and renamed over it in one step, so
+    the path holds the previous or the new complete file whatever moment the run is killed at. An
+    existing ``target`` is replaced only if ``ours(target)`` says Envelope wrote it (``what`` names
+    such a file in the refusal); a folder, an input of the run or any other file is refused with an
+    ``OutputFolderError`` (exit 2), untouched. Temporary files of dead runs are removed."""
+    target = Path(os.path.abspath(target))
+    for given in inputs:
+        with contextlib.suppress(OSError):
+            if target.exists() and os.path.samefile(target, given) or target == Path(os.path.abspath(given)):
+                raise OutputFolderError(target, "is an input of this run; choose another file (-o)")
+    try:
+        if target.is_dir():
+            raise OutputFolderError(target, "is a folder; give a file name (-o FILE)")
+        if os.path.lexists(target) and (target.is_symlink() or not target.is_file() or not ours(target)):
+            raise OutputFolderError(target, f"exists and is not {what}; choose another file (-o) or remove it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if isinstance(exc, OutputFolderError):
+            raise
+        raise OutputFolderError(target, f"cannot use this output file: {_reason(exc, target)}") from None
+    tag = _tag(target)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(target.parent):
+            m = _FILE_TMP.fullmatch(name)
+            if m and m[1] == tag and not process_alive(int(m[2])):
+                with contextlib.suppress(OSError):
+                    os.remove(target.parent / name)
+    tmp = target.with_name(f".envelope-file-{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _sync_folder(target.parent)
+    except OSError as exc:
+        raise OutputFolderError(target, f"cannot write the file: {_reason(exc, target)}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            if os.path.lexists(tmp):
+                os.remove(tmp)
     return target
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from solver.data.policy import Policy
 from solver.data.readers import safe_text
 from solver.data.scenario import Scenario
 from solver.pipeline.accounts import LINE_COLUMNS, Project, best_values, budget_rows, project_system, view
@@ -306,6 +307,7 @@ def summary(outcome: Outcome) -> dict[str, object]:
         ],
         "objective_kind": sc.policy.objective.kind,
         "allocation": sc.policy.allocation.method,
+        "rules": rules_in_force(sc.policy),
         "tiers": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in t.items() if k != "seconds"}
                   for t in outcome.tiers],
         "funded_projects": len(outcome.decisions.starts),
@@ -320,6 +322,54 @@ def summary(outcome: Outcome) -> dict[str, object]:
             "pandas": pd.__version__,
         },
     }
+
+
+def rules_in_force(policy: Policy) -> list[str]:
+    """The policy's rules as short sentences a planner can check (the model's settings, not its maths)."""
+    p = policy
+    o = p.objective
+    method = p.allocation.method
+    if method != "optimise":
+        goal = {"greedy": f"rule-based: greedy by {p.allocation.order}", "capitation": "rule-based: capitation",
+                "equal-shares": "rule-based: the Method of Equal Shares"}[method]
+    else:
+        goal = {"benefit": "maximise need-weighted benefit", "roi": "maximise return on investment",
+                "max-min": "maximise the worst-off system's share of its need met",
+                "lexicographic": "criteria in turn: " + ", ".join(getattr(o, "tiers", [])),
+                "weighted": "a weighted sum of: " + ", ".join(getattr(o, "weights", {}))}.get(o.kind, o.kind)
+    weights = ", ".join(f"{k}: {v:g}" for k, v in sorted(p.need.category_weights.items()))
+    out = [f"Objective: {goal}; need weights by category {weights}",
+           "Each year's money is spent that year (no carry-over)" if p.budget.carry_over == 0 else
+           f"{p.budget.carry_over:.0%} of a year's unspent money carries forward",
+           f"Access fee {p.fee.rate:.1%}, paid by the " + (
+               f"system ({p.fee.system_share:.0%}) and the centre" if p.fee.payer == "split" else p.fee.payer)]
+    if p.budget.capital_to_revenue > 0:
+        out.append(f"Up to {p.budget.capital_to_revenue:.0%} of capital may move to revenue")
+    out.append({"system": "Run costs after go-live come out of the system's revenue headroom",
+                "centre": "Run costs after go-live are paid from the national revenue pot",
+                "ignore": "Run costs after go-live are not counted"}[p.revenue_consequences.payer])
+    out.append("Local match funding within each system's capacity" if p.match_funding.enabled
+               else "No local match funding")
+    fs = p.fair_share
+    if fs.mode != "off":
+        what = {"floor": f"at least {fs.floor:.0%} of fair share", "cap": f"at most {fs.cap:g}× fair share",
+                "band": f"between {fs.floor:.0%} and {fs.cap:g}× fair share",
+                "deviation": "penalised for any deviation from fair share"}[fs.mode]
+        how = "a hard rule" if fs.enforcement == "hard" else f"a penalty of {fs.penalty:g} points per £m"
+        out.append(f"Fair shares ({fs.basis} basis): each system {what}, {how}")
+    else:
+        out.append("Fair shares not enforced")
+    out.append({"off": "Any EPR platform in any system", "no-divergence": "No new EPR platform where a system has one",
+                "single": "One EPR platform per system",
+                "penalty": f"A penalty of {p.standardisation.penalty:g} points per new platform in a system"}[
+        p.standardisation.mode])
+    out.append({"keep": "Committed MoUs are kept", "withdrawable": "Committed MoUs may be withdrawn at a cost",
+                "ignore": "Committed MoUs are ignored"}[p.commitments.mode])
+    off = [name for name, t in (("mandatory items", p.mandatory), ("dependencies", p.dependencies),
+                                ("alternatives", p.alternatives)) if not t.enabled]
+    out.append("Mandatory items, dependencies and alternatives apply" if not off else
+               "Switched off: " + ", ".join(off))
+    return out
 
 
 def timings(outcome: Outcome) -> dict[str, float]:

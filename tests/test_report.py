@@ -1,0 +1,209 @@
+"""``envelope report`` and ``--report``: which sections appear given which data exists, escaping of
+hostile names, the figure files, refusals, and the Lorenz curves against the Gini coefficient.
+(Opening the page in a real browser: tests/test_report_browser.py.)"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from solver.cli import main
+from solver.present.html_report import build_report, lorenz_points
+from solver.present.results import read_result
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "instances" / "tiny"
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_SYSTEM = '<img src=x onerror="alert(2)">'
+
+
+def run(*args: str) -> object:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def section_ids(html: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', html)
+
+
+def cut_scenario(tmp_path: Path, instance: Path = TINY) -> Path:
+    """A scenario on ``instance`` with 3 of its first year's capital cut, naming tiny's baseline."""
+    (tmp_path / "base.toml").write_text(f'instance = "{instance.as_posix()}"\nmodel = "need-first"\n'
+                                        "[solver]\nmip_gap = 0\n")
+    path = tmp_path / "cut.toml"
+    path.write_text(f'instance = "{instance.as_posix()}"\nmodel = "need-first"\nbaseline = "base.toml"\n'
+                    "[[envelope.cuts]]\nyear = 2025\npot = \"capital\"\namount = 3.0\n[solver]\nmip_gap = 0\n")
+    return path
+
+
+def test_solve_report_has_the_plan_sections_and_no_baseline_section_without_one(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = run("solve", TINY / "baseline.toml", "-o", out, "--report")
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert section_ids(html) == ["headline", "allocation", "spend", "misses", "categories"]
+    assert "report.html" in r.output
+    assert html.count("<svg") == 3                          # allocation, spend, categories
+    assert "<script" not in html
+    assert "http://" not in html.replace("http://www.w3.org", "")
+    # the headline states what a planner needs first: envelope, spent, unspent, status, rules in force
+    for text in ("Envelope per year and pot", "Rules in force", "proved optimal", "Access fee 3.5%", "Unspent"):
+        assert text in html, text
+    # the same page as envelope report makes later from the folder (apart from when it was made)
+    again = tmp_path / "again.html"
+    r2 = run("report", out, "-o", again)
+    assert r2.exit_code == 0, r2.output
+
+    def undated(text: str) -> str:
+        return re.sub(r"made \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", text)
+
+    assert undated(again.read_text(encoding="utf-8")) == undated(html)
+
+
+def test_a_scenario_with_a_baseline_gets_the_changes_section(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = run("solve", cut_scenario(tmp_path), "-o", out, "--report")
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert section_ids(html)[-1] == "changes"
+    assert "The change" in html
+    assert "−£3.0m" in html
+    assert "By category" in html
+    assert "By kind of project" in html
+
+
+def test_hostile_names_are_text_never_markup(tmp_path: Path) -> None:
+    inst = tmp_path / "inst"
+    shutil.copytree(TINY, inst)
+    projects = pd.read_csv(inst / "projects.csv", dtype=str, keep_default_na=False)
+    projects["name"] = [f"{HOSTILE} {i}" for i in range(len(projects))]     # every table that names a project
+    projects.to_csv(inst / "projects.csv", index=False)
+    systems = pd.read_csv(inst / "systems.csv", dtype=str, keep_default_na=False)
+    systems.loc[0, "name"] = HOSTILE_SYSTEM
+    systems.to_csv(inst / "systems.csv", index=False)
+    out = tmp_path / "out"
+    r = run("solve", cut_scenario(tmp_path, inst), "-o", out, "--report")
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert HOSTILE not in html
+    assert "<img" not in html
+    assert "onerror=\"" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; " in html
+    assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt;" in html
+    assert "<script" not in html                               # the page has no script of its own either
+
+
+def test_report_refuses_what_it_does_not_own_and_names_bad_folders(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("solve", TINY / "baseline.toml", "-o", out).exit_code == 0
+    mine = tmp_path / "notes.html"
+    mine.write_text("my own notes")
+    r = run("report", out, "-o", mine)
+    assert r.exit_code == 2
+    assert "is not an Envelope report" in r.output
+    assert mine.read_text() == "my own notes"
+    r = run("report", tmp_path / "missing", "-o", tmp_path / "r.html")
+    assert r.exit_code == 2
+    assert "missing" in r.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("report", empty, "-o", tmp_path / "r.html")
+    assert r.exit_code == 2
+    assert "summary.json" in r.output
+    (empty / "summary.json").write_text("{not json")
+    r = run("report", empty, "-o", tmp_path / "r.html")
+    assert r.exit_code == 2
+    assert "summary.json" in r.output
+    assert "JSON" in r.output
+    assert not (tmp_path / "r.html").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".envelope-file-")]   # no temporary left
+
+
+def test_figures_are_written_as_png_and_svg(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("solve", TINY / "baseline.toml", "-o", out).exit_code == 0
+    r = run("report", out, "-o", tmp_path / "r.html", "--figures", tmp_path / "figs")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir() if not p.name.startswith("."))
+    assert names == ["allocation.png", "allocation.svg", "categories.png", "categories.svg", "spend.png", "spend.svg"]
+    assert (tmp_path / "figs" / "spend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "figs" / "spend.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_lorenz_curve_gives_the_gini_of_the_metrics() -> None:
+    """The report's Lorenz curve and compare's Gini coefficient are one definition: Gini = 1 − 2·(area under)."""
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(2, 30))
+        money = rng.gamma(1.0, 5.0, n) * (rng.random(n) > 0.2)
+        weights = rng.uniform(1e4, 1e6, n)
+        if money.sum() <= 0:
+            continue
+        x, y = lorenz_points(money, weights)
+        area = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+        w = weights / weights.sum()
+        v = money / weights
+        mean = float(w @ v)
+        gini = float((w[:, None] * w[None, :] * np.abs(v[:, None] - v[None, :])).sum() / (2 * mean))
+        assert 1 - 2 * area == pytest.approx(gini, abs=1e-9)
+
+
+def test_empty_results_list_and_a_result_of_every_kind_without_rows(tmp_path: Path) -> None:
+    """A result whose tables have no rows gives its section without a figure, never an error."""
+    from solver.present.results import Result
+
+    with pytest.raises(ValueError, match="at least one"):
+        build_report([])
+    empty = {"kind": "robust", "tables": {"projects": pd.DataFrame(columns=["project_id", "name", "core_index",
+                                                                              "ci_low", "ci_high", "nominal_funded"])}}
+    page = build_report([Result(kind=empty["kind"], name="r", path=str(tmp_path), tables=empty["tables"],
+                                summary={"analysis": "robust", "scenario": {"name": "s"}})])
+    assert section_ids(page.html) == ["robust"]
+    assert "<svg" not in page.html
+
+
+@pytest.mark.slow
+def test_every_kind_of_result_gets_its_section(tmp_path: Path) -> None:
+    """One report of a solve, the six analyses, a diff, a comparison and a batch: a section each."""
+    scen = TINY / "baseline.toml"
+    runs = {
+        "solve": ["solve", scen],
+        "ladder": ["ladder", scen, "--from", "1", "--to", "0.8", "--step", "0.1"],
+        "value": ["value", scen],
+        "rules": ["rules", scen],
+        "robust": ["robust", scen, "--samples", "8"],
+        "alternatives": ["alternatives", scen, "--k", "2", "--samples", "4"],
+        "thresholds": ["thresholds", scen, "--k", "1"],
+        "diff": ["diff", scen, cut_scenario(tmp_path)],
+        "compare": ["compare", scen, "--models", "need-first", "--models", "fair-share", "--models", "capitation"],
+    }
+    folders = []
+    for name, args in runs.items():
+        folder = tmp_path / name
+        r = run(*args, "-o", folder)
+        assert r.exit_code == 0, (name, r.output)
+        folders.append(folder)
+    batch = tmp_path / "batch"
+    r = run("batch", scen, "-o", batch, "--engine", "serial")
+    assert r.exit_code == 0, r.output
+    folders.append(batch)
+    kinds = [read_result(f).kind for f in folders]
+    assert kinds == [*runs, "batch"]
+    out = tmp_path / "all.html"
+    r = run("report", *folders, "-o", out)
+    assert r.exit_code == 0, r.output
+    ids = section_ids(out.read_text(encoding="utf-8"))
+    for kind in ("headline", "ladder", "value", "rules", "robust", "alternatives", "thresholds", "changes",
+                 "compare", "batch"):
+        assert any(i.endswith(kind) for i in ids), (kind, ids)
+    html = out.read_text(encoding="utf-8")
+    assert "Lorenz curves" in html
+    assert "Survival under cuts" in html
+    assert "Core index" in html
+    assert len(set(re.findall(r'\bid="([^"]+)"', html))) == len(re.findall(r'\bid="([^"]+)"', html))  # ids unique
