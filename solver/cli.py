@@ -50,9 +50,15 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
+        context = click.get_current_context()
+        debug = context.find_root().params.get("debug", False)
         try:
-            return fn(*args, **kwargs)
+            done = fn(*args, **kwargs)
+            failed = context.meta.get(_DOCUMENTS_FAILED)
+            if failed:    # the tables were written; the report or workbook asked for was not
+                click.echo(f"error: {failed}", err=True)
+                sys.exit(1)
+            return done
         except EnvelopeError as exc:
             if debug:
                 traceback.print_exc()
@@ -177,23 +183,37 @@ def _documents(options: dict[str, Any]) -> tuple[bool, bool]:
     return bool(options.pop("report", False)), bool(options.pop("xlsx", False))
 
 
+_DOCUMENTS_FAILED = "envelope.documents_failed"
+
+
 def _with_documents(files: dict[str, Any], target: Path, report: bool, xlsx: bool) -> dict[str, Any]:
     """``files`` plus report.html and results.xlsx when asked for, made from the files themselves, so that
-    they show what the folder holds (as ``envelope report`` and ``envelope workbook`` would later)."""
+    they show what the folder holds (as ``envelope report`` and ``envelope workbook`` would later). If making
+    either fails, the tables are still written (a long solve is never lost) and the command then exits 1."""
     if not (report or xlsx):
         return files
     from solver.present.results import result_from_files
 
-    result = result_from_files(files, target)
     out = dict(files)
-    if report:
-        from solver.present.html_report import build_report
+    doing = "report.html"
+    try:
+        result = result_from_files(files, target)
+        if report:
+            from solver.present.html_report import build_report
 
-        out["report.html"] = build_report([result]).html
-    if xlsx:
-        from solver.present.xlsx import result_workbook
+            out["report.html"] = build_report([result]).html
+        if xlsx:
+            doing = "results.xlsx"
+            from solver.present.xlsx import result_workbook
 
-        out["results.xlsx"] = result_workbook(result)
+            out["results.xlsx"] = result_workbook(result)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        click.get_current_context().meta[_DOCUMENTS_FAILED] = (
+            f"{target}: the tables were written, but {doing} could not be made ({type(exc).__name__}: {exc}); "
+            "please report it")
+        return {k: v for k, v in out.items() if k not in ("report.html", "results.xlsx")}
     return out
 
 

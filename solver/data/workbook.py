@@ -173,14 +173,19 @@ README_INTRO = {
 
 
 def is_envelope_workbook(path: str | Path) -> bool:
-    """Whether the file at ``path`` is an .xlsx workbook Envelope wrote (its creator property says so): such a
-    file may be replaced by a later run; any other file is the user's."""
+    """Whether the file at ``path`` is an .xlsx workbook Envelope wrote and nobody has saved since: its creator is
+    Envelope, its modified time still Envelope's fixed stamp and no one is named as its last editor (Excel,
+    LibreOffice and openpyxl all set those on saving). Only such a file may be replaced by a later run; any other
+    file — a template a planner filled in and saved, above all — is the user's."""
     try:
         with zipfile.ZipFile(path) as book:
             core = book.read("docProps/core.xml")
     except (OSError, KeyError, zipfile.BadZipFile):
         return False
-    return re.search(rb"<dc:creator>Envelope</dc:creator>", core) is not None
+    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    return (re.search(rb"<dc:creator>Envelope</dc:creator>", core) is not None
+            and re.search(rb"<dcterms:modified[^>]*>" + re.escape(stamp) + rb"<", core) is not None
+            and b"lastModifiedBy" not in core)
 
 
 def new_workbook() -> Any:
@@ -418,7 +423,8 @@ def _formats(model: Any, columns: Sequence[str]) -> dict[int, str]:
     return out
 
 
-def _rows(frame: pd.DataFrame) -> list[list[Any]]:
+def sheet_rows(frame: pd.DataFrame) -> list[list[Any]]:
+    """A table's rows as cell values for ``add_sheet``."""
     return [[excel_value(v) for v in row] for row in frame.itertuples(index=False, name=None)]
 
 
@@ -432,7 +438,7 @@ def _unstorable(table: str, frame_columns: Sequence[str]) -> Any:
 def _table_sheet(wb: Any, taken: set[str], name: str, frame: pd.DataFrame, where: str) -> None:
     model = ALL_TABLE_MODELS[name][0]
     columns = list(frame.columns)
-    add_sheet(wb, sheet_title(name, taken), columns, _rows(frame), _formats(model, columns),
+    add_sheet(wb, sheet_title(name, taken), columns, sheet_rows(frame), _formats(model, columns),
               on_unstorable=_unstorable(f"{where}/{name}", columns))
 
 
@@ -1025,4 +1031,5 @@ def _years(text: str, label: str, row: int, column: str) -> list[int]:
 
 
 __all__ = ["ImportedWorkbook", "add_sheet", "discard", "excel_value", "import_workbook", "instance_workbook",
-           "is_envelope_workbook", "new_workbook", "number_text", "read_workbook", "sheet_title", "to_bytes"]
+           "is_envelope_workbook", "new_workbook", "number_text", "read_workbook", "sheet_rows", "sheet_title",
+           "to_bytes"]

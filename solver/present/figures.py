@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from solver.pipeline.checks import fy  # noqa: E402
+
 BLUE, DARK, LIGHT, AMBER, RED, GREEN, GREY = "#005EB8", "#003087", "#8FB8E6", "#ED8B00", "#DA291C", "#009639", "#768692"
 CATEGORY_COLOURS = {0: "#7C2855", 1: "#DA291C", 2: "#ED8B00", 3: "#41B6E6"}
 WIDTH = 7.2  # inches: an A4 page's text width, readable on a laptop
@@ -110,6 +112,8 @@ def allocation_figure(systems: pd.DataFrame, floor: float | None = None) -> Figu
     furthest below its fair share; red below the floor, amber below the fair share."""
     if systems is None or systems.empty or "allocation" not in systems:
         return None
+    if not (systems["allocation"].abs().sum() + systems["fair_share"].abs().sum()) > 0:
+        return None     # nothing to compare (an empty envelope)
     t = systems.copy()
     t["ratio"] = t["allocation"] / t["fair_share"].where(t["fair_share"] > 0)
     t = t.sort_values(["ratio", "allocation"], ascending=[False, False], na_position="first").reset_index(drop=True)
@@ -139,26 +143,24 @@ def allocation_figure(systems: pd.DataFrame, floor: float | None = None) -> Figu
 
 @styled
 def spend_figure(spend: pd.DataFrame) -> Figure | None:
-    """Per year: capital and revenue bars, national money stacked under the local match, the fees on top,
-    and each pot's envelope as a black line."""
-    if spend is None or spend.empty:
+    """Per year: capital and revenue bars — national money spent from the pot, the local match on top (and the
+    systems' part of the access fee on revenue) — and each pot's envelope as a black line."""
+    if spend is None or spend.empty or not spend.drop(columns="year").to_numpy(float).any():
         return None
     fig, ax = _new(3.0)
     years = list(spend["year"])
     x = np.arange(len(years))
     w = 0.36
     for off, pot, colour in ((-w / 2 - 0.01, "capital", BLUE), (w / 2 + 0.01, "revenue", GREEN)):
-        nat, loc, fee = (spend[f"national_{pot}"].to_numpy(float), spend[f"local_{pot}"].to_numpy(float),
-                         spend[f"fee_{pot}"].to_numpy(float) if f"fee_{pot}" in spend else np.zeros(len(years)))
+        nat, loc = spend[f"national_{pot}"].to_numpy(float), spend[f"local_{pot}"].to_numpy(float)
         ax.bar(x + off, nat, w, color=colour, label=f"{pot}: national")
         ax.bar(x + off, loc, w, bottom=nat, color=colour, alpha=0.4, label=f"{pot}: local match")
-        if fee.any():
-            ax.bar(x + off, fee, w, bottom=nat + loc, color=GREY, alpha=0.7,
-                   label="access fee" if pot == "capital" else None)
-        env = spend[f"envelope_{pot}"].to_numpy(float)
-        ax.hlines(env, x + off - w / 2, x + off + w / 2, colors="black", linewidth=1.8,
-                  label="envelope (national)" if pot == "capital" else None)
-    ax.set_xticks(x, [f"{y}/{(int(y) + 1) % 100:02d}" for y in years])
+        if pot == "revenue" and "fee_system" in spend and spend["fee_system"].any():
+            ax.bar(x + off, spend["fee_system"].to_numpy(float), w, bottom=nat + loc, color=GREY, alpha=0.7,
+                   label="access fee (systems)")
+        ax.hlines(spend[f"envelope_{pot}"].to_numpy(float), x + off - w / 2, x + off + w / 2, colors="black",
+                  linewidth=1.8, label="envelope (national)" if pot == "capital" else None)
+    ax.set_xticks(x, [fy(int(y)) for y in years])
     ax.grid(axis="x", visible=False)
     _money_axis(ax, "y", "£m")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7.5)
@@ -180,7 +182,7 @@ def category_figure(shares: pd.DataFrame) -> Figure | None:
         pct = np.divide(vals, total, out=np.zeros_like(vals), where=total > 0)
         cat = int(r["category"])
         ax.barh(range(len(cols)), pct, left=left, color=CATEGORY_COLOURS.get(cat, GREY), height=0.6,
-                label=f"category {cat}")
+                label=f"category {cat}" if cat in CATEGORY_COLOURS else "system-wide")
         for i, (p, lft) in enumerate(zip(pct, left)):
             if p >= 0.06:
                 ax.text(lft + p / 2, i, f"{p:.0%}", ha="center", va="center", color="white", fontsize=7.5)
@@ -191,7 +193,7 @@ def category_figure(shares: pd.DataFrame) -> Figure | None:
     ax.set_xlabel("share of national money")
     ax.grid(visible=False)
     ax.invert_yaxis()
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=5)
     return fig
 
 
@@ -220,7 +222,7 @@ def change_figure(table: pd.DataFrame, label: str, title: str, top: int = 14) ->
 @styled
 def survival_figure(levels: pd.DataFrame, allocation: pd.DataFrame, names: dict[str, str]) -> Figure | None:
     """The cut ladder: projects funded at each level (top) and each system's money as a share of its fair
-    share at each level (the heat map: white = nothing funded)."""
+    share at each level (the heat map: red below, blue above the fair share, grey = nothing funded)."""
     if levels is None or levels.empty:
         return None
     has_map = allocation is not None and not allocation.empty

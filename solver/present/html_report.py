@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from solver.analyses.diff import gbp
+from solver.pipeline.checks import fy
 from solver.present import figures as F
 from solver.present.results import Result
 
@@ -27,21 +28,15 @@ KIND_NAMES = {"epr_procurement": "EPR procurement", "epr_optimisation": "EPR opt
               "cyber": "cyber security", "shared_care_record": "shared care record"}
 GENERATOR = '<meta name="generator" content="Envelope'
 """How a report Envelope wrote starts (in its first lines): a later report may replace such a file."""
+SYSTEM_WIDE = 99  # the category key of projects of a system, not of a trust
 CATEGORY_NAMES = {0: "0: least digitally mature", 1: "1", 2: "2", 3: "3: most digitally mature"}
 
 
 # ---------------------------------------------------------------------------------------------- formatting
-def gbpm(x: Any, sign: bool = False, digits: int = 1) -> str:
-    """Money in £m for a reader: £1,234.5m (−£3.0m with ``sign``); '—' when missing."""
+def gbpm(x: Any, sign: bool = False) -> str:
+    """Money in £m as ``gbp`` writes it (£1,234.5m; −£3.0m, +£2.0m with ``sign``); '—' when missing."""
     v = _num(x)
-    if v is None:
-        return "—"
-    if abs(v) < 0.5 * 10 ** -digits:
-        v = 0.0
-    text = f"£{abs(v):,.{digits}f}m"
-    if v < 0:
-        return "−" + text
-    return ("+" + text) if sign and v > 0 else text
+    return "—" if v is None else gbp(v, sign)
 
 
 def pct(x: Any, digits: int = 0) -> str:
@@ -53,7 +48,10 @@ def number(x: Any, digits: int = 1) -> str:
     v = _num(x)
     if v is None:
         return "—"
-    return f"{v:,.0f}" if float(v).is_integer() and digits >= 0 else f"{v:,.{digits}f}"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    text = f"{abs(v):,.{digits}f}"
+    return ("−" + text) if v < 0 and float(text.replace(",", "")) != 0 else text
 
 
 def _num(x: Any) -> float | None:
@@ -69,6 +67,8 @@ def _num(x: Any) -> float | None:
 def _text(x: Any) -> str:
     if x is None or isinstance(x, float) and math.isnan(x):
         return ""
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
     return str(x)
 
 
@@ -77,7 +77,7 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "pct1": lambda x: pct(x, 1), "int": lambda x: number(x, 0), "num": lambda x: number(x, 1),
     "num3": lambda x: number(x, 3), "ratio": lambda x: pct(x, 0),
     "kind": lambda x: KIND_NAMES.get(_text(x), _text(x).replace("_", " ")),
-    "year": lambda x: "—" if _num(x) is None else str(int(_num(x) or 0)),
+    "year": lambda x: "—" if _num(x) is None else fy(int(_num(x) or 0)),
     "yesno": lambda x: "—" if x is None or isinstance(x, float) and math.isnan(x) else ("yes" if x else "no"),
 }
 
@@ -159,6 +159,10 @@ class _Builder:
         section.figures.append(Figure(key, title, caption, F.svg(fig, f"f{len(self.plots)}")))
 
     def add(self, section: Section, tables: Iterable[Table | None] = ()) -> Section:
+        taken = {s.id for s in self.sections}
+        base, n = section.id, 2
+        while section.id in taken:
+            section.id, n = f"{base}-{n}", n + 1
         section.tables.extend(t for t in tables if t is not None)
         self.sections.append(section)
         return section
@@ -166,24 +170,25 @@ class _Builder:
 
 # ---------------------------------------------------------------------------------------------- a solve
 def _spend(plan: pd.DataFrame | None, budget: pd.DataFrame | None) -> pd.DataFrame:
-    """Per year: national and local capital and revenue, fees, and each pot's envelope and unspent money."""
+    """Per year and pot: the envelope and the national money spent from it (``budget.csv``: delivery money, the
+    centre's part of the fee and run costs the centre pays), and what systems add (local match, and the
+    system's part of the fee) from ``plan.csv``."""
     if budget is None or budget.empty:
         return pd.DataFrame()
     years = sorted(budget["year"].unique())
     out = pd.DataFrame({"year": years})
+    sums = plan.groupby("year").sum(numeric_only=True) if plan is not None and len(plan) else pd.DataFrame()
+
+    def per_year(column: str) -> list[float]:
+        return [float(sums[column].get(y, 0.0)) if column in sums else 0.0 for y in years]
+
     for pot in ("capital", "revenue"):
         b = budget[budget["pot"] == pot].set_index("year")
         out[f"envelope_{pot}"] = [float(b["envelope"].get(y, 0.0)) for y in years]
-        out[f"unspent_{pot}"] = [float(b["unspent"].get(y, 0.0)) for y in years]
-        out[f"spent_{pot}"] = [float(b["spent"].get(y, 0.0)) for y in years]
-        for side in ("national", "local"):
-            col = f"{side}_{pot}"
-            sums = plan.groupby("year")[col].sum() if plan is not None and col in plan else pd.Series(dtype=float)
-            out[col] = [float(sums.get(y, 0.0)) for y in years]
-    if plan is not None and "fee" in plan:
-        fees = plan.groupby("year")[["fee", "fee_system", "fee_centre"]].sum()
-        out["fee_system"] = [float(fees["fee_system"].get(y, 0.0)) for y in years]
-        out["fee_centre"] = [float(fees["fee_centre"].get(y, 0.0)) for y in years]
+        out[f"national_{pot}"] = [float(b["spent"].get(y, 0.0)) for y in years]
+        out[f"local_{pot}"] = per_year(f"local_{pot}")
+    out["fee_system"] = per_year("fee_system")
+    out["fee_centre"] = per_year("fee_centre")
     return out
 
 
@@ -242,7 +247,7 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
     if budget is not None:
         env = budget.copy()
         env = env.drop(columns=[c for c in ("capital_to_revenue", "carried_in") if c in env and not env[c].any()])
-        env["year"] = [f"{int(y)}/{(int(y) + 1) % 100:02d}" for y in env["year"]]
+        env["year"] = [fy(int(y)) for y in env["year"]]
         t = table(env, [("Year", "year", "text"), ("Pot", "pot", "text"), ("Envelope", "envelope", "money"),
                         ("Spent", "spent", "money"), ("Capital → revenue", "capital_to_revenue", "money"),
                         ("Carried in", "carried_in", "money"), ("Unspent", "unspent", "money")],
@@ -252,12 +257,15 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
 
     # allocation by system
     if systems is not None and not systems.empty:
+        fs = s.get("fair_share") or {}
+        of = (base.get("fair_share_basis") or ("the money spent" if fs.get("basis") == "spend" else "the envelope"))
+        floor = float(fs["floor"]) if fs.get("mode") in ("floor", "band") else None
         sec = b.add(Section(f"{label}allocation", "Allocation by system against fair share",
-                            lead="National money funded in each integrated care system over the plan years, against "
-                                 "its fair share of the envelope (by weighted population"
-                                 + (f"; on {base.get('fair_share_basis')}" if base.get("fair_share_basis") else "")
-                                 + "). Sorted from the system furthest below its fair share."))
-        b.figure(sec, "allocation", F.allocation_figure(systems), "Money by system against fair share",
+                            lead=f"National money funded in each integrated care system over the plan years, against "
+                                 f"its fair share of {of} (by weighted population). Sorted from the system furthest "
+                                 "below its fair share" + (f"; red: below the policy's floor of {floor:.0%}"
+                                                           if floor is not None else "") + "."))
+        b.figure(sec, "allocation", F.allocation_figure(systems, floor), "Money by system against fair share",
                  "Bars: national money funded; tick: fair share; the percentage is money ÷ fair share.")
         low = systems.assign(ratio=systems["allocation_to_fair_share"]).sort_values("ratio").head(10)
         sec.tables.append(table(low, [("System", "name", "text"), ("Region", "region", "text"),
@@ -274,15 +282,17 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
                                  "systems add, the access fee, and what is left unspent (no carry-over unless the "
                                  "policy says so)."))
         b.figure(sec, "spend", F.spend_figure(spend), "Spend by year and pot",
-                 "Dark: national money; light: local match; black line: the national envelope for that pot.")
-        shown = spend.assign(year=[f"{int(y)}/{(int(y) + 1) % 100:02d}" for y in spend["year"]])
+                 "Dark: national money spent from the pot; light: local match; grey: the systems' part of the "
+                 "access fee; black line: the national envelope for that pot.")
+        shown = spend.assign(year=[fy(int(y)) for y in spend["year"]])
         sec.tables.append(table(shown, [
             ("Year", "year", "text"), ("Capital envelope", "envelope_capital", "money"),
-            ("National capital", "national_capital", "money"), ("Local capital", "local_capital", "money"),
+            ("National capital spent", "national_capital", "money"), ("Local capital", "local_capital", "money"),
             ("Revenue envelope", "envelope_revenue", "money"),
-            ("National revenue", "national_revenue", "money"), ("Local revenue", "local_revenue", "money"),
-            ("Fee (systems)", "fee_system", "money"),
-            ("Fee (centre)", "fee_centre", "money")], "Spend per year (£m)"))
+            ("National revenue spent", "national_revenue", "money"), ("Local revenue", "local_revenue", "money"),
+            ("Fee paid by systems", "fee_system", "money"), ("Fee paid by the centre", "fee_centre", "money")],
+            "Spend per year (£m)", note="National money spent includes the centre's part of the access fee and the "
+                                        "run costs the centre pays; the systems' part of the fee is local revenue."))
 
     # who misses out
     if misses is not None or trusts is not None:
@@ -296,7 +306,9 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
                                            ("Need-weighted benefit forgone", "need_weighted_benefit", "num")],
                                     "Systems with nothing funded"))
         if trusts is not None and not trusts.empty:
-            t = trusts[(trusts["category"].isin([0, 1])) & (trusts["funded_national"] <= 0) & (trusts["bids"] > 0)]
+            nothing = (trusts["funded_bids"].map(_text) == "" if "funded_bids" in trusts
+                       else trusts["funded_national"] <= 0)
+            t = trusts[(trusts["category"].isin([0, 1])) & nothing & (trusts["bids"] > 0)]
             t = t.assign(system=[_short(x) for x in t["system_id"].map(_names(systems))],
                          unfunded_bids=[_text(x).replace(";", "; ") for x in t["unfunded_bids"]])
             sec.tables.append(table(t.sort_values(["category", "asked"], ascending=[True, False]), [
@@ -317,18 +329,22 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
 
     # category shares
     if trusts is not None and not trusts.empty:
-        after = trusts.groupby("category")["funded_national"].sum()
-        shares = pd.DataFrame({"category": after.index, "after": after.to_numpy()})
+        after = trusts.groupby("category")["funded_national"].sum().to_dict()
+        national = (float(plan[["national_capital", "national_revenue"]].sum().sum())
+                    if plan is not None and len(plan) else 0.0)
+        after[SYSTEM_WIDE] = max(national - sum(after.values()), 0.0)        # projects of no trust
+        shares = pd.DataFrame({"category": list(after), "after": list(after.values())})
         if changes is not None and not changes.empty and "category" in changes:
-            delta = changes.groupby("category")["money_change"].sum()
+            delta = changes.groupby(changes["category"].fillna(SYSTEM_WIDE))["money_change"].sum()
             shares["before"] = [float(a) - float(delta.get(c, 0.0))
                                 for c, a in zip(shares["category"], shares["after"])]
         sec = b.add(Section(f"{label}categories", "Money by digital-maturity category",
                             lead="Share of national money going to trusts in each category (0: least digitally "
-                                 "mature, 3: most); system-wide projects are not in a category."))
+                                 "mature, 3: most), and to system-wide projects (of an ICB, not a trust)."))
         b.figure(sec, "categories", F.category_figure(shares), "National money by category",
                  "Share of the national money funded to trusts of each category.")
-        shares["category"] = [CATEGORY_NAMES.get(int(c), str(c)) for c in shares["category"]]
+        shares["category"] = [CATEGORY_NAMES.get(int(c), str(c)) if c != SYSTEM_WIDE else "system-wide projects"
+                              for c in shares["category"]]
         if "before" in shares:
             shares["change"] = shares["after"] - shares["before"]
         sec.tables.append(table(shares, [("Category", "category", "text"), ("Baseline", "before", "money"),
@@ -383,7 +399,6 @@ def _changes_section(b: _Builder, changes: pd.DataFrame, systems: pd.DataFrame |
     sec.tables.append(table(lost_p, [("Project", "name", "text"), ("Category", "category", "int"),
                                      ("Kind", "kind", "kind"), ("Money before", "money_before", "money")],
                             "Projects that lose their funding (largest first)", limit=15))
-    sec.tables[:] = [t for t in sec.tables if t is not None]
 
 
 # ---------------------------------------------------------------------------------------------- analyses
@@ -393,7 +408,8 @@ def _ladder(b: _Builder, r: Result, label: str) -> None:
                         lead="The envelope cut step by step: how many projects survive at each level, and which "
                              "systems keep money (each system's money as a share of its fair share)."))
     b.figure(sec, "ladder", F.survival_figure(levels, alloc, _names(systems)), "Survival under cuts",
-             "Top: projects funded at each level. Bottom: each system's money ÷ fair share (white: nothing funded).")
+             "Top: projects funded at each level. Bottom: each system's money ÷ fair share (red: below it, "
+             "blue: above it, grey: nothing funded).")
     sec.tables.append(table(levels, [("Level", "label", "text"), ("Envelope", "envelope", "money"),
                                      ("Cut", "cut", "money"), ("Status", "status", "text"),
                                      ("Objective", "objective", "num"), ("Funded", "funded", "int"),
@@ -411,7 +427,6 @@ def _ladder(b: _Builder, r: Result, label: str) -> None:
                                           ("Below floor from", "below_floor_at", "text"),
                                           ("Nothing funded from", "unfunded_at", "text")],
                                 "Systems in the order they miss out (fair share in %)", limit=15))
-    sec.tables[:] = [t for t in sec.tables if t is not None]
 
 
 def _value(b: _Builder, r: Result, label: str) -> None:
@@ -476,7 +491,6 @@ def _alternatives(b: _Builder, r: Result, label: str) -> None:
                                     ("Project", "name", "text"), ("Start (optimum)", "start_optimum", "year"),
                                     ("Start (plan)", "start_plan", "year")],
                             "What each alternative changes", limit=40))
-    sec.tables[:] = [t for t in sec.tables if t is not None]
 
 
 def _thresholds(b: _Builder, r: Result, label: str) -> None:
@@ -569,7 +583,6 @@ def _batch(b: _Builder, r: Result, label: str) -> None:
     failed = runs[~runs["has_plan"].astype(bool)] if "has_plan" in runs else runs.iloc[0:0]
     sec.tables.append(table(failed, [("Scenario", "scenario", "text"), ("Status", "status", "text"),
                                      ("Message", "message", "text")], "Runs without a plan", limit=20))
-    sec.tables[:] = [t for t in sec.tables if t is not None]
 
 
 def _scenario_name(r: Result) -> str:
@@ -602,14 +615,15 @@ def build_report(results: Sequence[Result], title: str | None = None) -> Report:
     many = len({r.kind for r in ordered}) < len(ordered)
     for i, r in enumerate(ordered):
         SECTIONS[r.kind](b, r, f"r{i}-" if many else "")
+    for section in b.sections:     # a table of no rows is left out
+        section.tables = [t for t in section.tables if t is not None]
     first = ordered[0]
     title = title or f"Envelope report: {_scenario_name(first)}"
     env = Environment(loader=PackageLoader("solver.present", "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     sources = [{"kind": r.kind, "name": r.name, "path": r.path} for r in ordered]
     html = env.get_template("report.html.j2").render(
-        title=title, sections=b.sections, sources=sources, version=_version(),
-        created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        title=title, sections=b.sections, sources=sources, version=_version())
     return Report(title, b.sections, html, b.plots)
 
 

@@ -308,6 +308,8 @@ def summary(outcome: Outcome) -> dict[str, object]:
         "objective_kind": sc.policy.objective.kind,
         "allocation": sc.policy.allocation.method,
         "rules": rules_in_force(sc.policy),
+        "fair_share": {"mode": sc.policy.fair_share.mode, "basis": sc.policy.fair_share.basis,
+                       "floor": sc.policy.fair_share.floor},
         "tiers": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in t.items() if k != "seconds"}
                   for t in outcome.tiers],
         "funded_projects": len(outcome.decisions.starts),

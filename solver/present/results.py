@@ -29,6 +29,11 @@ _TEXT = frozenset({"id", "scenario", "policy", "name", "label", "plan", "project
                    "requires", "against", "base", "source"})
 
 
+#: A number as Envelope writes one (``12``, ``-3.500000``, ``nan``/``inf`` aside): no exponent, no redundant leading
+#: zero, so that ``007``, ``1e3`` or ``001;007`` stay the text they are.
+_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?|-?inf"
+
+
 @dataclass(frozen=True)
 class Result:
     """One result folder: what wrote it (``kind``), its name and path, tables and summary."""
@@ -60,9 +65,8 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
         if len(filled) and filled.isin(["True", "False"]).all():
             out[column] = cells.map({"True": True, "False": False, "": None})
             continue
-        values = pd.to_numeric(cells.where(cells != "", None), errors="coerce")
-        if values.notna().sum() == (cells != "").sum():
-            out[column] = values
+        if len(filled) and filled.str.fullmatch(_NUMBER).all():
+            out[column] = pd.to_numeric(cells.where(cells != "", None), errors="coerce")
     return out
 
 

@@ -22,6 +22,7 @@ from solver.data.workbook import (
     discard,
     excel_value,
     new_workbook,
+    sheet_rows,
     sheet_title,
     to_bytes,
 )
@@ -78,40 +79,6 @@ def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def _numeric_text(series: pd.Series) -> pd.Series | None:
-    """A text column whose every filled cell is a plain number, as numbers (else None)."""
-    cells = series.astype(str).where(series.notna(), "")
-    values = pd.to_numeric(cells.where(cells != "", None), errors="coerce")
-    return values if values.notna().sum() == (cells != "").sum() else None
-
-
-def _boolean(value: Any) -> bool | None:
-    if isinstance(value, str):
-        return None if value == "" else value == "True"
-    return None if pd.isna(value) else bool(value)
-
-
-def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Booleans written as True/False become booleans; diff's before/after/change become numbers."""
-    out = frame.copy()
-    for column in out.columns:
-        col = out[column]
-        if col.dtype != object and not pd.api.types.is_string_dtype(col):
-            continue
-        filled = col[col.notna() & (col.astype(str) != "")]
-        if len(filled) and filled.astype(str).isin(["True", "False"]).all():
-            out[column] = col.map(_boolean).astype(object)
-        elif str(column) in DIFF_MONEY:
-            values = _numeric_text(col)
-            if values is not None:
-                out[column] = values
-    return out
-
-
-def _table_rows(frame: pd.DataFrame) -> list[list[Any]]:
-    return [[excel_value(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-
-
 def _formats(frame: pd.DataFrame) -> dict[int, str]:
     columns = [str(c) for c in frame.columns]
     out = {}
@@ -136,8 +103,8 @@ def result_workbook(result: Result) -> bytes:
     try:
         add_sheet(wb, "summary", ["key", "value"], [list(r) for r in summary], autofilter=False, strict=False)
         for name in _ordered(list(result.tables)):
-            frame = _prepare(result.tables[name])
-            add_sheet(wb, sheet_title(name, taken), [str(c) for c in frame.columns], _table_rows(frame),
+            frame = result.tables[name]
+            add_sheet(wb, sheet_title(name, taken), [str(c) for c in frame.columns], sheet_rows(frame),
                       _formats(frame), strict=False)
     except BaseException:
         discard(wb)
