@@ -222,7 +222,7 @@ def small_problems(draw: st.DrawFn) -> MILP:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=small_problems())
 def test_backends_agree_property(model: MILP) -> None:
     expected = brute_force(model)

@@ -157,10 +157,12 @@ def test_levelling_up_under_the_cut_keeps_category_0_and_1_and_cuts_category_2_o
     """Issue 10's test: under the £350m cut, levelling-up (NHS England's stated priority) keeps category 0
     and 1 national funding at >= 95% of the same model's baseline, and the first and largest loss falls
     on category-2 optimisation and extension, as NHS England decided in 2023. "First": a £100m cut
-    already takes most of its loss there. Three levelling-up solves, each within the 60 s limit."""
+    already takes most of its loss there. Three levelling-up solves of 15 s each (not every tier is proved in
+    that time; the claims hold with room to spare: measured 567 vs 558 for category 0, 292 vs 291 for category 1,
+    and 92% / 77% of the loss on category-2 optimisation; benchmarks/policies.py solves it to its limits)."""
     policy, path = load_policy("levelling-up", builtin_models_dir())
-    baseline = load_scenario(ENGLAND / "baseline.toml").with_policy(policy, str(path))
-    cut = load_scenario(ENGLAND / "cut-350m.toml").with_policy(policy, str(path))
+    baseline = load_scenario(ENGLAND / "baseline.toml").with_policy(policy, str(path)).with_solver(time_limit=15)
+    cut = load_scenario(ENGLAND / "cut-350m.toml").with_policy(policy, str(path)).with_solver(time_limit=15)
     base = national_money(baseline)
     full = national_money(cut)
     env = baseline.envelope.copy()

@@ -106,8 +106,17 @@ def run_and_kill(args: list[str], env: dict[str, str], after_step: int | str | N
     return steps
 
 
+def distinct_steps(steps: list[str]) -> list[int]:
+    """The indices of the write steps worth a kill: every step, except that of a run of steps of one kind
+    (``wrote <file>``, ``removing <file>``: the same code for each file) only the first and the last."""
+    def kind(k: int) -> str:
+        return steps[k].split(" ", 1)[0] if steps[k].startswith(("wrote ", "removing ")) else steps[k]
+    return [k for k in range(len(steps))
+            if not (0 < k < len(steps) - 1 and kind(k - 1) == kind(k) == kind(k + 1) != steps[k])]
+
+
 def kill_trials(setup: dict[str, Path], tmp_path: Path, **env_extra: str) -> dict[str, int]:
-    """One kill after each write step; returns how many trials ended in each state."""
+    """One kill after each distinct write step; returns how many trials ended in each state."""
     scenario, ref = setup["scenario"], setup["ref"]
     out = tmp_path / "out"
     env = environment(ENVELOPE_TEST_WRITE_PAUSE=str(PAUSE), **env_extra)
@@ -120,7 +129,7 @@ def kill_trials(setup: dict[str, Path], tmp_path: Path, **env_extra: str) -> dic
     assert state(out, ref) == "new"
     assert work_folders(tmp_path) == []
     seen: dict[str, int] = {}
-    for k in range(len(steps)):
+    for k in distinct_steps(steps):
         reset(out, ref)
         run_and_kill(command(scenario, out), env, k, rng)
         after_kill = state(out, ref)
@@ -149,8 +158,8 @@ def kill_trials(setup: dict[str, Path], tmp_path: Path, **env_extra: str) -> dic
 @pytest.mark.slow
 def test_kill_at_every_write_step_leaves_old_or_new(setup: dict[str, Path], tmp_path: Path) -> None:
     seen = kill_trials(setup, tmp_path)
-    assert seen.get("old->old", 0) >= 8, seen  # killed before the exchange
-    assert seen.get("new->new", 0) >= 7, seen  # killed after it
+    assert seen.get("old->old", 0) >= 4, seen  # killed before the exchange (locked, created, first and last write)
+    assert seen.get("new->new", 0) >= 3, seen  # killed after it (in place, first and last removal, removed)
 
 
 @pytest.mark.slow
@@ -179,7 +188,7 @@ def test_two_runs_into_one_folder_take_turns(setup: dict[str, Path], tmp_path: P
     scenario, ref = setup["scenario"], setup["ref"]
     out = tmp_path / "out"
     reset(out, ref)
-    slow = subprocess.Popen(command(scenario, out), env=environment(ENVELOPE_TEST_WRITE_PAUSE="0.8"),
+    slow = subprocess.Popen(command(scenario, out), env=environment(ENVELOPE_TEST_WRITE_PAUSE="0.4"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     second = None
     try:

@@ -216,7 +216,8 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
     head.cards += [
         ("Envelope", gbpm(env_total), f"{len(budget) // 2 if budget is not None else 0} years, capital and revenue"),
         ("National money spent", gbpm(spent), f"{pct(spent / env_total) if env_total else '—'} of the envelope"),
-        ("Unspent", gbpm(unspent), "lost at year end" if unspent > 0.05 else "envelope fully used"),
+        ("Unspent", gbpm(unspent), f"{pct(unspent / env_total)} of the envelope, not spent in its year"
+         if unspent > 0.05 and env_total else "envelope fully used"),
         ("Projects funded", f"{s.get('funded_projects', '—')} of {s.get('candidate_projects', '—')}",
          f"local match {gbpm(local)}"),
         ("Status", status, proof + (f"; gap {pct(gap, 2)}" if gap is not None else "")),
