@@ -41,6 +41,13 @@ def _fresh_base_solves() -> None:
 #: The slowest tests of the fast lane (1-4 s each, measured 2026-12-01 with --durations), run in the slow lane
 #: only, so that ``pytest -m "not slow"`` stays under a minute; each has cheaper siblings in the fast lane.
 SLOW_LANE_ONLY = frozenset({
+    "test_report_browser.py::test_hostile_names_never_run",
+    "test_report.py::test_a_plan_funding_nothing_a_rule_based_plan_and_unique_section_ids",
+    "test_browser_harness.py::test_requests_are_recorded_and_aborted_and_data_urls_kept_apart",
+    "test_browser_harness.py::test_a_closed_browser_leaves_no_process",
+    "test_browser_harness.py::test_content_is_not_blank_and_the_screenshot_is_the_full_page",
+    "test_browser_harness.py::test_blank_page_is_blank",
+    "test_browser_harness.py::test_uncaught_exception_is_reported",
     "test_output_kills.py::test_kill_while_writing_and_while_removing_the_previous_output",
     "test_thresholds.py::test_selection_excludes_mandatory_committed_and_blocked",
     "test_properties.py::test_every_backend_agrees_with_highs_fast",
