@@ -52,7 +52,7 @@ def short_name(name: str) -> str:
     text = str(name)
     text = re.sub(r"^NHS\s+", "", text)
     text = re.sub(r"\s+(Integrated Care Board|ICB)$", "", text)
-    return text if len(text) <= 46 else text[:44] + "…"
+    return text if len(text) <= 54 else text[:52] + "…"
 
 
 def _new(height: float, width: float = WIDTH) -> tuple[Figure, plt.Axes]:

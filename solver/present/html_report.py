@@ -226,8 +226,9 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
         cut = sum(float(e.get("change", 0.0)) for e in base.get("envelope_change", []))
         nf = base.get("national_funding", {})
         pr = base.get("projects", {})
+        named = base.get("scenario")
         head.cards.insert(0, ("The change", gbpm(cut, sign=True),
-                              f"against the baseline scenario {base.get('scenario')}"))
+                              "against the baseline scenario" + (f" '{named}'" if named != "baseline" else "")))
         head.paragraphs.append(_text(base.get("briefing")))
         head.cards.append(("Projects losing funding", f"{pr.get('lost', 0)}",
                            f"{gbpm(pr.get('money_lost'))}; {pr.get('gained', 0)} gain, {pr.get('moved', 0)} move; "
@@ -407,7 +408,8 @@ def _ladder(b: _Builder, r: Result, label: str) -> None:
     levels, alloc, systems, projects = r.table("levels"), r.table("allocation"), r.table("systems"), r.table("projects")
     sec = b.add(Section(f"{label}ladder", f"Cut ladder: {_scenario_name(r)}",
                         lead="The envelope cut step by step: how many projects survive at each level, and which "
-                             "systems keep money (each system's money as a share of its fair share)."))
+                             "systems keep money (each system's money as a share of its fair share of that level's "
+                             "envelope, so the ratios differ from a plan's against its baseline)."))
     b.figure(sec, "ladder", F.survival_figure(levels, alloc, _names(systems)), "Survival under cuts",
              "Top: projects funded at each level. Bottom: each system's money ÷ fair share (red: below it, "
              "blue: above it, grey: nothing funded).")
@@ -423,7 +425,7 @@ def _ladder(b: _Builder, r: Result, label: str) -> None:
                                           ("Re-entries", "reentries", "int")],
                                 "First projects to drop out", limit=15))
     if systems is not None:
-        sec.tables.append(table(systems, [("System", "name", "text"), ("Fair share", "fair_share_pct", "num"),
+        sec.tables.append(table(systems, [("System", "name", "text"), ("Fair share (%)", "fair_share_pct", "num"),
                                           ("Money at top", "allocation_at_top", "money"),
                                           ("Below floor from", "below_floor_at", "text"),
                                           ("Nothing funded from", "unfunded_at", "text")],
