@@ -192,6 +192,10 @@ def _spend(plan: pd.DataFrame | None, budget: pd.DataFrame | None) -> pd.DataFra
     return out
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _short(s: Any) -> str:
     return F.short_name(_text(s))
 
@@ -455,7 +459,9 @@ def _rules(b: _Builder, r: Result, label: str) -> None:
         return
     sec = b.add(Section(f"{label}rules", f"Price of each rule: {_scenario_name(r)}",
                         lead="Objective points gained by relaxing each rule family in turn, with its proven interval."))
-    b.figure(sec, "rule-prices", F.band_figure(rules, "family", "gain", "gain_low", "gain_high",
+    labelled = rules.assign(label=[_clip(f"{_text(f).replace('_', ' ')}: {_text(x)}", 58)
+                                   for f, x in zip(rules["family"], rules.get("relaxed", rules["family"]))])
+    b.figure(sec, "rule-prices", F.band_figure(labelled, "label", "gain", "gain_low", "gain_high",
                                                "objective points gained by relaxing the rule"),
              "Price of each rule", "Each bar: what the rule costs the objective.")
     sec.tables.append(table(rules, [("Rule", "family", "text"), ("Relaxed to", "relaxed", "text"),
@@ -473,7 +479,8 @@ def _robust(b: _Builder, r: Result, label: str) -> None:
                              "weights, that fund each project (with its 95% interval)."))
     b.figure(sec, "core-index", F.core_figure(projects), "Core index", "Dots: core index; bars: 95% interval.")
     sec.tables.append(table(projects.sort_values("core_index", ascending=False), [
-        ("Project", "name", "text"), ("In the plan", "nominal_funded", "yesno"), ("Core index", "core_index", "pct"),
+        ("Project", "name", "text"), ("Id", "project_id", "text"), ("In the plan", "nominal_funded", "yesno"),
+        ("Core index", "core_index", "pct"),
         ("Low", "ci_low", "pct"), ("High", "ci_high", "pct"), ("Class", "class", "text")], "Projects", limit=30))
 
 
