@@ -182,6 +182,18 @@ def test_report_refuses_what_it_does_not_own_and_names_bad_folders(tmp_path: Pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".envelope-file-")]   # no temporary left
 
 
+def test_a_result_folder_edited_out_of_shape_is_bad_input(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("solve", TINY / "baseline.toml", "-o", out).exit_code == 0
+    plan = pd.read_csv(out / "plan.csv").drop(columns=["national_capital"])
+    plan.to_csv(out / "plan.csv", index=False)
+    r = run("report", out, "-o", tmp_path / "r.html")
+    assert r.exit_code == 2, r.output
+    assert "cannot be reported" in r.output
+    assert "national_capital" in r.output
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_figures_are_written_as_png_and_svg(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run("solve", TINY / "baseline.toml", "-o", out).exit_code == 0

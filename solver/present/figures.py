@@ -28,6 +28,7 @@ from solver.pipeline.checks import fy  # noqa: E402
 BLUE, DARK, LIGHT, AMBER, RED, GREEN, GREY = "#005EB8", "#003087", "#8FB8E6", "#ED8B00", "#DA291C", "#009639", "#768692"
 CATEGORY_COLOURS = {0: "#7C2855", 1: "#DA291C", 2: "#ED8B00", 3: "#41B6E6"}
 WIDTH = 7.2  # inches: an A4 page's text width, readable on a laptop
+MANY = 30    # figures with one row per system show at most twice this many: the extremes
 
 STYLE = {
     "font.family": "DejaVu Sans", "font.size": 8.5, "axes.titlesize": 9.5, "axes.titleweight": "bold",
@@ -117,6 +118,8 @@ def allocation_figure(systems: pd.DataFrame, floor: float | None = None) -> Figu
     t = systems.copy()
     t["ratio"] = t["allocation"] / t["fair_share"].where(t["fair_share"] > 0)
     t = t.sort_values(["ratio", "allocation"], ascending=[False, False], na_position="first").reset_index(drop=True)
+    if len(t) > 2 * MANY:        # the systems furthest below and furthest above their fair share
+        t = pd.concat([t.head(MANY), t.tail(MANY)]).reset_index(drop=True)
     below = floor if floor is not None else 0.5
     colours = [RED if r < below else AMBER if r < 1 else BLUE for r in t["ratio"].fillna(0)]
     fig, ax = _new(0.9 + 0.19 * len(t))
@@ -226,7 +229,7 @@ def survival_figure(levels: pd.DataFrame, allocation: pd.DataFrame, names: dict[
     if levels is None or levels.empty:
         return None
     has_map = allocation is not None and not allocation.empty
-    n_sys = allocation["system_id"].nunique() if has_map else 0
+    n_sys = min(allocation["system_id"].nunique(), 2 * MANY) if has_map else 0
     fig = Figure(figsize=(WIDTH, 2.2 + (0.17 * n_sys + 0.8 if has_map else 0)), layout="constrained")
     axes = fig.subplots(2 if has_map else 1, 1, height_ratios=[2.2, 0.17 * n_sys + 0.8] if has_map else None,
                         squeeze=False)[:, 0]
@@ -242,6 +245,8 @@ def survival_figure(levels: pd.DataFrame, allocation: pd.DataFrame, names: dict[
         m = m.reindex(columns=[c for c in labels if c in m.columns])
         order = m.fillna(0).apply(lambda r: ((r > 0).sum(), r.sum()), axis=1).sort_values(ascending=False).index
         m = m.loc[order]
+        if len(m) > 2 * MANY:      # the systems that keep money longest and those that lose it first
+            m = pd.concat([m.iloc[:MANY], m.iloc[-MANY:]])
         cmap = matplotlib.colormaps["RdYlBu"].with_extremes(bad="#9a9a9a")
         values = np.ma.masked_less_equal(np.nan_to_num(m.to_numpy(float)), 0.0)
         ax2 = axes[1]

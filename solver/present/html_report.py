@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from solver.analyses.diff import gbp
+from solver.errors import InputError
 from solver.pipeline.checks import fy
 from solver.present import figures as F
 from solver.present.results import Result
@@ -272,7 +273,9 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
                                  "below its fair share" + (f"; red: below the policy's floor of {floor:.0%}"
                                                            if floor is not None else "") + "."))
         b.figure(sec, "allocation", F.allocation_figure(systems, floor), "Money by system against fair share",
-                 "Bars: national money funded; tick: fair share; the percentage is money ÷ fair share.")
+                 "Bars: national money funded; tick: fair share; the percentage is money ÷ fair share"
+                 + (f". With {len(systems)} systems, the {F.MANY} furthest below and the {F.MANY} furthest above "
+                    "their fair share are shown" if len(systems) > 2 * F.MANY else "") + ".")
         low = systems.assign(ratio=systems["allocation_to_fair_share"]).sort_values("ratio").head(10)
         sec.tables.append(table(low, [("System", "name", "text"), ("Region", "region", "text"),
                                       ("Fair share", "fair_share", "money"), ("Funded", "allocation", "money"),
@@ -624,7 +627,11 @@ def build_report(results: Sequence[Result], title: str | None = None) -> Report:
     ordered = sorted(results, key=lambda r: ORDER.index(r.kind))
     many = len({r.kind for r in ordered}) < len(ordered)
     for i, r in enumerate(ordered):
-        SECTIONS[r.kind](b, r, f"r{i}-" if many else "")
+        try:
+            SECTIONS[r.kind](b, r, f"r{i}-" if many else "")
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:   # a table edited by hand
+            raise InputError(r.path, f"cannot be reported: its tables are not as envelope {r.kind} writes them "
+                                     f"({type(exc).__name__}: {exc})") from exc
     for section in b.sections:     # a table of no rows is left out
         section.tables = [t for t in section.tables if t is not None]
     first = ordered[0]
