@@ -673,7 +673,8 @@ def export(scenario: Path, fmt: str, output: Path | None) -> None:
 
 @main.group("import")
 def import_group() -> None:
-    """Import a public benchmark file as an instance folder with ready-to-run scenarios (docs/importing.md)."""
+    """Import a public benchmark file (pb, mkp) or a planners' workbook (xlsx) as an instance folder with
+    ready-to-run scenarios (docs/importing.md, docs/spreadsheets.md)."""
 
 
 def _write_import(imported: Any, source: Path, output: Path) -> None:
