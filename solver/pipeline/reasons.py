@@ -231,6 +231,14 @@ class _Plan:
         for p, q, lag in self.v.dependencies:
             self.requires.setdefault(p, []).append((q, lag))
         self.group_funded = {self.v.projects[p].group: p for p in self.starts if self.v.projects[p].group}
+        systems = self.sc.instance.systems
+        self.names = {str(k): str(n).strip() for k, n in zip(systems["system_id"], systems["name"])
+                      if isinstance(n, str)}
+
+    def system(self, s: str) -> str:
+        """A system as a planner names it in a sentence: its name (``NHS Devon ICB``), or ``system <id>``."""
+        name = self.names.get(s, "")
+        return name if name else f"system {s}"
 
     def allowed(self, p: Project) -> tuple[list[int], list[int]]:
         """(starts the rules allow, those whose profile also ends by the last envelope year)."""
@@ -289,7 +297,7 @@ def _alone_local(pl: _Plan, p: Project, start: int, alone: Accounts) -> list[_Re
         out.append(_Reason(
             "local_capital",
             f"its own local match alone needs {_m(used)} of capital in {fy(y)} (start {fy(start)}), more than "
-            f"system {s}'s local_capital of {_m(cap)} a year — short by {_m(used - cap)}",
+            f"{pl.system(s)}'s local_capital of {_m(cap)} a year — short by {_m(used - cap)}",
             f"its own local match exceeds {s}'s local_capital", start, s, y, "local_capital", used, cap))
     worst = None
     for y in pl.years:
@@ -301,7 +309,7 @@ def _alone_local(pl: _Plan, p: Project, start: int, alone: Accounts) -> list[_Re
         head = pl.v.headroom[s]
         out.append(_Reason(
             "local_revenue",
-            f"what system {s} would pay for it alone in {fy(y)} (start {fy(start)}) — {_parts(pl, alone, y)} — "
+            f"what {pl.system(s)} would pay for it alone in {fy(y)} (start {fy(start)}) — {_parts(pl, alone, y)} — "
             f"comes to {_m(used)}, more than its revenue_headroom of {_m(head)} a year — short by {_m(used - head)}",
             f"its own local revenue exceeds {s}'s revenue_headroom", start, s, y, "revenue_headroom", used, head))
     return out
@@ -357,7 +365,7 @@ def _alone(pl: _Plan, p: Project, start: int, alone: Accounts) -> list[_Reason]:
             out.append(_Reason(
                 "fair_share",
                 f"its own national funding, {_m(d)} over the envelope years (start {fy(start)}), exceeds system "
-                f"{s}'s hard fair-share cap of {_m(gamma * share)} ({gamma:g} × its fair share {_m(share)})",
+                f"{pl.system(s)}'s hard fair-share cap of {_m(gamma * share)} ({gamma:g} × its fair share {_m(share)})",
                 f"its own funding exceeds {s}'s fair-share cap", start, s, None, "fair_share_cap", d, gamma * share))
     return out
 
@@ -414,8 +422,9 @@ def _beside(pl: _Plan, p: Project, start: int, alone: Accounts, base_spend: dict
             what = "local match capital" if limit == "local_capital" else "local revenue (match, run costs, fees)"
             out.append(_Reason(
                 "local_room",
-                f"it fits system {s}'s local limits on its own, but the {n} project{'s' if n != 1 else ''} this plan "
-                f"funds in {s} use {_m(others)} of its {fy(y)} {limit} of {_m(cap)}, and it needs {_m(own)} of "
+                f"it fits {pl.system(s)}'s local limits on its own, but the {n} project{'s' if n != 1 else ''} "
+                f"this plan funds there use {_m(others)} of its {fy(y)} {limit} of {_m(cap)}, and it needs "
+                f"{_m(own)} of "
                 f"{what} there (start {fy(start)}) — short by {_m(short)}; the national pots "
                 + ("would have room for it" if st.ok else "are full too"),
                 f"{s}'s {limit} is used by its funded projects", start, s, y, limit, own, cap - others))
@@ -431,7 +440,7 @@ def _beside(pl: _Plan, p: Project, start: int, alone: Accounts, base_spend: dict
         if gamma is not None and a_s - gamma * share > money_tolerance(gamma * share):
             out.append(_Reason(
                 "fair_share_room",
-                f"beside this plan's projects, system {s}'s national funding would reach {_m(a_s)} (start "
+                f"beside this plan's projects, {pl.system(s)}'s national funding would reach {_m(a_s)} (start "
                 f"{fy(start)}), above its hard fair-share cap of {_m(gamma * share)} ({gamma:g} × its fair share)",
                 f"{s}'s fair-share cap would break", start, s, None, "fair_share_cap", d, gamma * share - (a_s - d)))
         elif fsp.basis == "spend" and fsp.mode in ("floor", "band"):
@@ -443,7 +452,7 @@ def _beside(pl: _Plan, p: Project, start: int, alone: Accounts, base_spend: dict
                     out.append(_Reason(
                         "fair_share_room",
                         f"adding it raises the plan's national funding to {_m(base)} (start {fy(start)}), and with "
-                        f"it every fair share: system {o}'s {_m(pl.acc.allocation[o])} would fall below its hard "
+                        f"it every fair share: {pl.system(o)}'s {_m(pl.acc.allocation[o])} would fall below its hard "
                         f"fair-share floor of {_m(floor)}",
                         f"{o}'s fair-share floor would break", start, o, None, "fair_share_floor",
                         floor, pl.acc.allocation[o]))
@@ -477,7 +486,7 @@ def _static(pl: _Plan, p: Project) -> list[_Reason]:
     if k and mode == "no-divergence" and present and k not in present:
         out.append(_Reason(
             "platform_ban",
-            f"it installs {k}, but system {s} already runs {', '.join(sorted(present))} and the one-platform rule "
+            f"it installs {k}, but {pl.system(s)} already runs {', '.join(sorted(present))}; the one-platform rule "
             f"(standardisation no-divergence) forbids a new platform there: no plan can fund it",
             f"{k} is new to {s}", None, ", ".join(sorted(present)), limit="absolute"))
     if pl.pol.alternatives.enabled and p.group and p.group in pl.group_funded:
@@ -492,10 +501,11 @@ def _static(pl: _Plan, p: Project) -> list[_Reason]:
         if others:
             users = sorted(q for q in pl.starts if pl.v.projects[q].system == s and pl.v.projects[q].platform in others)
             rule = ("the one-platform rule (standardisation single) allows one platform per system" if mode == "single"
-                    else f"{s} runs no platform yet and the one-platform rule (no-divergence) lets it adopt only one")
+                    else f"{pl.system(s)} runs no platform yet and the one-platform rule (no-divergence) lets it "
+                         "adopt only one")
             out.append(_Reason(
                 "platform",
-                f"it installs {k}, but this plan funds {', '.join(others)} in system {s} ({', '.join(users)}); "
+                f"it installs {k}, but this plan funds {', '.join(others)} in {pl.system(s)} ({', '.join(users)}); "
                 f"{rule}",
                 f"{', '.join(others)} is funded in {s}", None, ", ".join(others), limit="relative"))
     return out
