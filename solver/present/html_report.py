@@ -29,6 +29,14 @@ KIND_NAMES = {"epr_procurement": "EPR procurement", "epr_optimisation": "EPR opt
               "cyber": "cyber security", "shared_care_record": "shared care record"}
 GENERATOR = '<meta name="generator" content="Envelope'
 """How a report Envelope wrote starts (in its first lines): a later report may replace such a file."""
+#: Reason codes (docs/reasons.md) in a planner's words, for the trusts table.
+REASON_WORDS = {"excluded": "excluded by the scenario", "no_start": "no start fits the years",
+                "platform": "new EPR platform", "local_capital": "above local capital",
+                "local_revenue": "above revenue headroom", "envelope": "too big for the pot",
+                "fair_share": "above fair-share cap", "alternative": "an alternative was funded",
+                "dependency": "what it needs is unfunded", "local_room": "local room used by others",
+                "fair_share_room": "fair-share limit", "outcompeted": "money went to better value",
+                "no_gain": "no gain", "start_window": "start window"}
 SYSTEM_WIDE = 99  # the category key of projects of a system, not of a trust
 CATEGORY_NAMES = {0: "0: least digitally mature", 1: "1", 2: "2", 3: "3: most digitally mature"}
 
@@ -193,6 +201,16 @@ def _spend(plan: pd.DataFrame | None, budget: pd.DataFrame | None) -> pd.DataFra
     return out
 
 
+def _bids_in_words(cell: Any) -> str:
+    """``EPR-X: platform;DIG-X: dependency`` → ``EPR-X (new EPR platform); DIG-X (what it needs is unfunded)``."""
+    out = []
+    for item in _text(cell).split(";"):
+        project, _, code = item.partition(": ")
+        if project.strip():
+            out.append(f"{project.strip()} ({REASON_WORDS.get(code.strip(), code.strip())})" if code else project)
+    return "; ".join(out)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -319,7 +337,7 @@ def _solve_sections(b: _Builder, r: Result, label: str) -> None:
                        else trusts["funded_national"] <= 0)
             t = trusts[(trusts["category"].isin([0, 1])) & nothing & (trusts["bids"] > 0)]
             t = t.assign(system=[_short(x) for x in t["system_id"].map(_names(systems))],
-                         unfunded_bids=[_text(x).replace(";", "; ") for x in t["unfunded_bids"]])
+                         unfunded_bids=[_bids_in_words(x) for x in t["unfunded_bids"]])
             sec.tables.append(table(t.sort_values(["category", "asked"], ascending=[True, False]), [
                 ("Trust", "name", "text"), ("System", "system", "text"), ("Category", "category", "int"),
                 ("Bids", "bids", "int"), ("Asked", "asked", "money"),
