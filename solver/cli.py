@@ -178,6 +178,14 @@ def document_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         help="Also write report.html (the HTML report: envelope report) in the output folder.")(fn)
 
 
+def _engine(options: dict[str, Any], workers: int) -> Any:
+    """Take ``--engine`` and ``--scheduler`` out of a command's options: the execution context to run on."""
+    from solver.batch.runner import engine_context
+
+    engine, scheduler = options.pop("engine", "local"), options.pop("scheduler", None)
+    return engine_context(engine, workers, scheduler)
+
+
 def _documents(options: dict[str, Any]) -> tuple[bool, bool]:
     """Take ``--report`` and ``--xlsx`` out of a command's options (the rest are the solver's)."""
     return bool(options.pop("report", False)), bool(options.pop("xlsx", False))
@@ -349,8 +357,14 @@ def list_backends_cmd() -> None:
 def _analysis_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by the sensitivity commands."""
     fn = document_options(fn)
+    fn = click.option("--scheduler", default=None, metavar="ADDRESS",
+                      help="With --engine dask: a running Dask scheduler (tcp://host:8786) instead of a local "
+                           "cluster.")(fn)
+    fn = click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                      help="Where re-solves run: this machine (--workers processes) or Dask (a LocalCluster of "
+                           "--workers, or --scheduler).")(fn)
     fn = click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
-                      help="Parallel re-solves on a local process pool.")(fn)
+                      help="Parallel re-solves (processes, or Dask workers).")(fn)
     fn = click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
                       help="Output folder (default: out/<scenario>-<command>).")(fn)
     return solver_options(fn)
@@ -363,15 +377,15 @@ def _run_analysis(scenario: Path, command: str, output: Path | None, run: Callab
     from solver.data.scenario import load_scenario
     from solver.present.analyses import render
     from solver.present.outputs import check_output_folder, input_paths, output_files, write_folder
-    from solver.run.context import Context
 
     report, xlsx = _documents(solver)
+    engine = _engine(solver, workers)
     check_solver_options(**solver)
     sc = load_scenario(scenario).with_solver(**solver)
     target = output if output is not None else Path("out") / f"{sc.name}-{command}"
     inputs = input_paths(sc)
     check_output_folder(target, inputs)     # refuse a foreign folder (or one holding an input) first
-    with Context(workers) as context:
+    with engine as context:
         analysis = run(sc, context=context, **kwargs)
     files = _with_documents(output_files(analysis), target, report, xlsx)
     written = write_folder(target, files, inputs)
@@ -488,9 +502,9 @@ def compare(files: tuple[Path, ...], models: tuple[str, ...], reference: str, ou
     from solver.data.scenario import list_models, load_scenario
     from solver.present.analyses import render
     from solver.present.outputs import check_output_folder, input_paths, output_files, write_folder
-    from solver.run.context import Context
 
     report, xlsx = _documents(solver)
+    engine = _engine(solver, workers)
     check_solver_options(**solver)
     scenario_files, model_refs = [], list(models)
     for f in files:
@@ -510,7 +524,7 @@ def compare(files: tuple[Path, ...], models: tuple[str, ...], reference: str, ou
     target = output if output is not None else Path("out") / f"{scenarios[0].name}-compare"
     inputs = [p for sc in scenarios for p in input_paths(sc)] + [Path(path) for _, path in policies]
     check_output_folder(target, inputs)
-    with Context(workers) as context:
+    with engine as context:
         analysis = compare_policies(scenarios, policies, reference=reference, context=context)
     files = _with_documents(output_files(analysis), target, report, xlsx)
     written = write_folder(target, files, inputs)

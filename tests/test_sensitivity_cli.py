@@ -83,3 +83,20 @@ def test_ctrl_c_stops_the_whole_analysis(tmp_path: Path, monkeypatch: pytest.Mon
     assert not out.exists()
     assert calls["interrupted_at"]
     assert calls["n"] == calls["interrupted_at"]     # no solve after the interrupted one
+
+
+@pytest.mark.slow
+def test_an_analysis_on_dask_gives_the_local_result(tmp_path: Path) -> None:
+    """--engine dask (a LocalCluster of --workers) runs the same re-solves: byte-identical tables; --scheduler
+    without --engine dask is bad input."""
+    outs = {}
+    for engine in ("local", "dask"):
+        out = tmp_path / engine
+        result = CliRunner().invoke(main, ["value", str(TINY), "-o", str(out), "--workers", "2", "--engine", engine])
+        assert result.exit_code == 0, result.output
+        outs[engine] = out
+    for table in outs["local"].glob("*.csv"):
+        assert (outs["dask"] / table.name).read_bytes() == table.read_bytes(), table.name
+    result = CliRunner().invoke(main, ["rules", str(TINY), "-o", str(tmp_path / "x"), "--scheduler", "tcp://h:1"])
+    assert result.exit_code == 2
+    assert "needs --engine dask" in result.output
