@@ -386,7 +386,7 @@ def format_summary(outcome: Outcome, t: dict[str, pd.DataFrame] | None = None, f
     t = t or tables(outcome)
     s_ = safe_text  # every piece of text from the data (names, ids) is printed through it
     gap = "n/a" if outcome.gap is None else f"{100 * outcome.gap:.3f}%"
-    bound = "n/a" if outcome.bound is None else f"{outcome.bound:,.1f}"
+    bound = "n/a" if outcome.bound is None else f"{round(outcome.bound, 1) + 0.0:,.1f}"  # never "-0.0"
     lines = [
         f"Scenario {s_(sc.name)} — instance {s_(sc.instance.name)}, model {s_(sc.policy.name)}",
         f"Status: {outcome.status.value} (termination: {outcome.termination.value}); "
