@@ -597,7 +597,7 @@ def report(results: tuple[Path, ...], output: Path, figures: Path | None, title:
     """One self-contained HTML report (figures inline, nothing loaded from the network, printable) of the
     RESULTS folders written by solve, the analyses, compare, diff or batch; each section appears when its
     data is there."""
-    from solver.present.html_report import GENERATOR, build_report, figure_files
+    from solver.present.html_report import build_report, figure_files, is_envelope_report
     from solver.present.outputs import check_output_folder, write_file, write_folder
     from solver.present.results import read_result
 
@@ -606,11 +606,8 @@ def report(results: tuple[Path, ...], output: Path, figures: Path | None, title:
         check_output_folder(figures, results)
     page = build_report(loaded, title)
 
-    def ours(path: Path) -> bool:
-        with open(path, "rb") as fh:
-            return GENERATOR.encode() in fh.read(4096)
-
-    written = write_file(output, page.html, ours, "an Envelope report", inputs=results)
+    written = write_file(output, page.html, is_envelope_report, "an Envelope report nobody has edited since",
+                         inputs=results)
     click.echo(f"Wrote {written} ({len(page.sections)} sections, {len(page.plots)} figures)")
     if figures is not None:
         folder = write_folder(figures, figure_files(page), results)

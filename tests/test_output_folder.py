@@ -131,16 +131,37 @@ def test_earlier_envelope_output_is_replaced_whole(tiny: Path, tmp_path: Path) -
     assert first.exit_code == 0, first.stderr
     assert {p.name for p in out.iterdir()} == SOLVE_FILES | {MARKER}
     before = snapshot(out)
-    (out / "stale.txt").write_text("left from an older run")
-    (out / "old-sub").mkdir()
 
     second = solve(tiny / "baseline.toml", out)
     assert second.exit_code == 0, second.stderr
-    assert {p.name for p in out.iterdir()} == SOLVE_FILES | {MARKER}  # stale file and folder gone
+    assert {p.name for p in out.iterdir()} == SOLVE_FILES | {MARKER}
     after = snapshot(out)
     for name in sorted(SOLVE_FILES - {"timing.json"} | {MARKER}):
         assert after[name] == before[name], name  # equal runs, byte-identical files (marker included)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny"]
+
+
+def test_an_output_folder_holding_what_envelope_did_not_write_there_is_refused(tiny: Path, tmp_path: Path) -> None:
+    """The marker lists the run's files: a file or folder someone added (a board paper, notes) is never deleted
+    by the next run into the folder, which refuses (exit 2) naming it; once moved out, the folder is replaced.
+    A marker without a list (an older Envelope's) keeps the older rule: the folder is replaced whole."""
+    out = tmp_path / "out"
+    assert solve(tiny / "baseline.toml", out).exit_code == 0
+    (out / "board-paper.html").write_text("mine")
+    (out / "old-sub").mkdir()
+    before = snapshot(out)
+    refused = solve(tiny / "baseline.toml", out)
+    assert refused.exit_code == 2
+    assert "board-paper.html" in refused.stderr
+    assert "old-sub" in refused.stderr
+    assert snapshot(out) == before
+    (out / "board-paper.html").unlink()
+    (out / "old-sub").rmdir()
+    assert solve(tiny / "baseline.toml", out).exit_code == 0
+    (out / MARKER).write_text(MARKER_TEXT)            # an older version's marker: no list
+    (out / "stale.txt").write_text("left from an older run")
+    assert solve(tiny / "baseline.toml", out).exit_code == 0
+    assert {p.name for p in out.iterdir()} == SOLVE_FILES | {MARKER}
 
 
 def test_empty_existing_folder_is_used(tiny: Path, tmp_path: Path) -> None:
@@ -499,9 +520,8 @@ def test_portable_replacement_when_the_exchange_is_unavailable(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVELOPE_TEST_NO_EXCHANGE", "1")
     target = write_folder(tmp_path / "out", FILES)
-    (target / "stale.txt").write_text("old")
     write_folder(target, {"b.csv": pd.DataFrame({"y": [2.0]})})
-    assert {p.name for p in target.iterdir()} == {"b.csv", MARKER}
+    assert {p.name for p in target.iterdir()} == {"b.csv", MARKER}     # the previous files are gone
     before = snapshot(target)
     real = os.rename
 

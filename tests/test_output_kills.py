@@ -45,6 +45,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     result = CliRunner().invoke(main, ["solve", str(root / "tiny" / "baseline.toml"), "-o", str(ref)])
     assert result.exit_code == 0, result.output
     (ref / SENTINEL).write_text("the output of an earlier run\n")
+    with open(ref / MARKER, "a", encoding="utf-8") as marker:    # as if that run had written it: listed
+        marker.write(f"{SENTINEL}\n")
     return {"scenario": root / "tiny" / "baseline.toml", "ref": ref}
 
 

@@ -165,6 +165,16 @@ def test_report_refuses_what_it_does_not_own_and_names_bad_folders(tmp_path: Pat
     assert r.exit_code == 2
     assert "is not an Envelope report" in r.output
     assert mine.read_text() == "my own notes"
+    ours = tmp_path / "ours.html"
+    assert run("report", out, "-o", ours).exit_code == 0
+    assert run("report", out, out, "-o", ours).exit_code == 0     # an unedited report is replaced; a folder twice
+    assert len(section_ids(ours.read_text(encoding="utf-8"))) == 5                # is reported once
+    ours.write_text(ours.read_text(encoding="utf-8").replace("Envelope report", "Board paper"), encoding="utf-8")
+    edited = ours.read_text(encoding="utf-8")
+    r = run("report", out, "-o", ours)
+    assert r.exit_code == 2
+    assert "nobody has edited since" in r.output
+    assert ours.read_text(encoding="utf-8") == edited
     r = run("report", tmp_path / "missing", "-o", tmp_path / "r.html")
     assert r.exit_code == 2
     assert "missing" in r.output

@@ -344,3 +344,37 @@ def test_workbook_command_on_an_instance_and_its_refusals(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "neither an instance folder" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.xlsx", "tiny.xlsx"]   # no temporary file left
+
+
+def test_a_formula_whose_saved_result_is_empty_text_reads_as_an_empty_cell(tmp_path: Path) -> None:
+    """Excel saves =IF(...,"",...) as t="str" with an empty value: an empty cell, not a missing value."""
+    book = edited(tmp_path, cell("bids", 3, "group", '=IF(1=1,"","x")'))
+    with zipfile.ZipFile(book) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    formula = re.compile(rb'<c r="([A-Z]+3)"([^>]*)><f>IF\(1=1,"","x"\)</f><v\s*(?:/>|></v>)')
+    hits = [n for n, data in parts.items() if formula.search(data)]
+    assert len(hits) == 1
+    with pytest.raises(InputError, match="no saved value"):     # as openpyxl saved it: no value saved
+        read_workbook(book)
+    parts[hits[0]] = formula.sub(rb'<c r="\1" t="str"><f>IF(1=1,"","x")</f><v></v>', parts[hits[0]])
+    with zipfile.ZipFile(book, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    inst = read_workbook(book)
+    row = inst.projects.iloc[1]
+    assert not isinstance(row["group"], str) or row["group"] == ""
+
+
+def test_a_workbook_of_too_many_cells_is_refused_before_it_is_loaded(tmp_path: Path) -> None:
+    """Cells are counted in the XML, in every part (a sheet may be stored under any name), before loading."""
+    book = tmp_path / "many.xlsx"
+    with zipfile.ZipFile(io.BytesIO(instance_workbook(TINY, "tables"))) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    parts["xl/elsewhere/extra.xml"] = b"<sheetData>" + b"<c/>" * 1_000_001 + b"</sheetData>"
+    with zipfile.ZipFile(book, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    result = run("import", "xlsx", str(book), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert "more than the 1,000,000 cells a workbook may hold" in result.output
+    assert not (tmp_path / "out").exists()

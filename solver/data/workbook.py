@@ -67,6 +67,9 @@ MAX_UNPACKED_BYTES = MAX_FILE_BYTES // 2
 #: The most cells a sheet's used range (row 1 to its last row, column A to its last column) may span: a sheet is
 #: read cell by cell over that range, so a stray value far below or to the right of the table would cost memory.
 MAX_SHEET_CELLS = 3_000_000
+#: Cells a whole workbook may hold, counted in its XML before it is loaded (openpyxl keeps each cell as an
+#: object, roughly 1 KB with the parsing: a million cells is under about 1 GiB).
+MAX_WORKBOOK_CELLS = 1_000_000
 #: Excel's own limits: rows and columns of a sheet, characters of a cell, characters of a sheet name.
 EXCEL_ROWS = 1_048_576
 EXCEL_COLUMNS = 16_384
@@ -587,6 +590,33 @@ class _Cached:
         return out
 
 
+_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
+
+
+def _count_cells(data: bytes, infos: list[zipfile.ZipInfo], path: Path) -> int:
+    """Cell elements in every XML part of the workbook, counted while streaming it (before anything is loaded)."""
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in infos:
+            if not info.filename.endswith(".xml") or info.is_dir():
+                continue
+            try:
+                with z.open(info) as part:
+                    tail = b""
+                    while chunk := part.read(1 << 20):
+                        block = tail + chunk
+                        total += len(_CELL.findall(block))
+                        cut = block.rfind(b"<")
+                        tail = block[cut:] if cut >= 0 and block.find(b">", cut) < 0 else b""
+                        if tail:
+                            total -= len(_CELL.findall(tail))
+                        if total > MAX_WORKBOOK_CELLS:
+                            return total
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise InputError(path, f"is damaged: its part {info.filename} cannot be unpacked ({exc})") from None
+    return total
+
+
 def _open(path: Path) -> tuple[Any, _Cached]:
     """The workbook at ``path`` (every sheet read, formulas as formulas), after the file checks: found, size, an
     xlsx zip archive (not encrypted, not an old .xls, not a CSV renamed .xlsx), its unpacked size."""
@@ -623,12 +653,16 @@ def _open(path: Path) -> tuple[Any, _Cached]:
     if "xl/workbook.xml" not in names:
         raise InputError(path, "is a zip archive but not an .xlsx workbook (it has no xl/workbook.xml; an .ods or "
                                ".numbers file? save it as an Excel .xlsx workbook)")
-    unpacked = sum(i.file_size for i in infos if i.filename.startswith("xl/worksheets/")
-                   or i.filename == "xl/sharedStrings.xml")
+    unpacked = sum(i.file_size for i in infos)        # every part: a sheet may live under any name
     if unpacked > MAX_UNPACKED_BYTES:
-        raise InputError(path, f"its sheets unpack to {unpacked / 2**20:,.0f} MiB, more than the "
-                               f"{MAX_UNPACKED_BYTES // 2**20} MiB a workbook may hold (reading one takes about 10 "
+        raise InputError(path, f"it unpacks to {unpacked / 2**20:,.0f} MiB, more than the "
+                               f"{MAX_UNPACKED_BYTES // 2**20} MiB a workbook may hold (reading one takes many "
                                "times that in memory): use CSV files for larger instances")
+    cells = _count_cells(data, infos, path)
+    if cells > MAX_WORKBOOK_CELLS:
+        raise InputError(path, f"it holds more than the {MAX_WORKBOOK_CELLS:,} cells a workbook may hold "
+                               "(a workbook is read whole, about 1 KB of memory a cell): clear stray cells, or use "
+                               "CSV files for larger instances")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl's notes on features it does not read
@@ -680,6 +714,8 @@ def _read_sheet(ws: Any, path: Path, cached: _Cached) -> _Sheet:
     def value(c: Any) -> str | None:
         where = shown.get(c.column, get_column_letter(c.column))
         v, t = (saved.get((c.row, c.column), (None, "n")) if c.data_type == "f" else (c.value, c.data_type))
+        if c.data_type == "f" and v is None and t == "str":
+            v = ""      # a formula whose saved result is empty text, e.g. =IF(...,"",...)
         if c.data_type == "f" and v is None:
             formula = str(getattr(c.value, "text", c.value))
             raise InputError(label, f"holds a formula ({safe_text(formula[:60])}) with no saved value: open and save "

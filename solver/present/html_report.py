@@ -10,10 +10,13 @@ the template engine (Jinja2 with autoescape), so a project named ``<script>…``
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +48,9 @@ CATEGORY_NAMES = {0: "0: least digitally mature", 1: "1", 2: "2", 3: "3: most di
 def gbpm(x: Any, sign: bool = False) -> str:
     """Money in £m as ``gbp`` writes it (£1,234.5m; −£3.0m, +£2.0m with ``sign``); '—' when missing."""
     v = _num(x)
-    return "—" if v is None else gbp(v, sign)
+    if v is None or math.isinf(v):
+        return "—" if v is None else ("∞" if v > 0 else "−∞")
+    return gbp(v, sign)
 
 
 def pct(x: Any, digits: int = 0) -> str:
@@ -642,12 +647,15 @@ def build_report(results: Sequence[Result], title: str | None = None) -> Report:
     if not results:
         raise ValueError("a report needs at least one result")
     b = _Builder()
-    ordered = sorted(results, key=lambda r: ORDER.index(r.kind))
+    unique = list({str(Path(r.path).resolve()): r for r in results}.values())   # a folder given twice: once
+    ordered = sorted(unique, key=lambda r: ORDER.index(r.kind))
     many = len({r.kind for r in ordered}) < len(ordered)
     for i, r in enumerate(ordered):
         try:
             SECTIONS[r.kind](b, r, f"r{i}-" if many else "")
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:   # a table edited by hand
+        except InputError:
+            raise
+        except Exception as exc:   # a table edited by hand (a bug would show here too: the message names it)
             raise InputError(r.path, f"cannot be reported: its tables are not as envelope {r.kind} writes them "
                                      f"({type(exc).__name__}: {exc})") from exc
     for section in b.sections:     # a table of no rows is left out
@@ -658,8 +666,34 @@ def build_report(results: Sequence[Result], title: str | None = None) -> Report:
                       trim_blocks=True, lstrip_blocks=True)
     sources = [{"kind": r.kind, "name": r.name, "path": r.path} for r in ordered]
     html = env.get_template("report.html.j2").render(
-        title=title, sections=b.sections, sources=sources, version=_version())
-    return Report(title, b.sections, html, b.plots)
+        title=title, sections=b.sections, sources=sources, version=_version(), digest=_UNSIGNED)
+    return Report(title, b.sections, _signed(html), b.plots)
+
+
+_UNSIGNED = "0" * 64
+_DIGEST = re.compile(r'<meta name="envelope-digest" content="([0-9a-f]{64})">')
+
+
+def _signed(html: str) -> str:
+    """The page with the SHA-256 of its own text (digest zeroed) in its ``envelope-digest`` meta tag."""
+    digest = hashlib.sha256(html.encode("utf-8")).hexdigest()
+    return html.replace(f'content="{_UNSIGNED}"', f'content="{digest}"', 1)
+
+
+def is_envelope_report(path: str | Path) -> bool:
+    """Whether the file at ``path`` is a report Envelope wrote and nobody has edited since (its digest still
+    matches): only such a file may be replaced by a later report; any other file is the user's."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(64 * 2**20 + 1)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    found = _DIGEST.search(text[:4096])
+    if len(data) > 64 * 2**20 or not found or GENERATOR not in text[:4096]:
+        return False
+    unsigned = text.replace(found.group(0), f'<meta name="envelope-digest" content="{_UNSIGNED}">', 1)
+    return hashlib.sha256(unsigned.encode("utf-8")).hexdigest() == found.group(1)
 
 
 def figure_files(report: Report) -> dict[str, bytes | str]:

@@ -14,9 +14,10 @@ back.
 a second run writing to the same folder waits for it (saying so once on stderr) and then replaces
 its output, so the folder always holds one run's complete output. The lock file is removed again.
 
-*Only ours*: only a folder Envelope wrote (it carries the ``.envelope-output`` marker) or an empty
-one is ever replaced, and never one that contains an input of the run (scenario, instance files,
-model); anything else is refused with an ``OutputFolderError`` (exit 2) before anything is written.
+*Only ours*: only a folder Envelope wrote (it carries the ``.envelope-output`` marker, which lists the
+files of the run, and holds nothing else) or an empty one is ever replaced, and never one that contains
+an input of the run (scenario, instance files, model); anything else is refused with an
+``OutputFolderError`` (exit 2) before anything is written.
 
 Test hooks, inert unless set: ``ENVELOPE_TEST_WRITE_PAUSE=<seconds>`` prints each write step to
 stderr (``envelope-write-step: <step>``) and pauses after it, so tests can kill a run at every point
@@ -101,6 +102,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
 MARKER = ".envelope-output"
 """File in every output folder Envelope writes; a folder carrying it may be replaced by a later run."""
 MARKER_TEXT = "Written by Envelope. A later run with this folder as its output replaces the whole folder.\n"
+_LISTED = "Files that run wrote (a later run refuses the folder if it finds anything else here):"
+
+
+def marker_text(names: Iterable[str]) -> str:
+    """The marker of a folder ``write_folder`` writes: what it is, and the files it holds, so that a later run
+    can tell a file someone added (never to be deleted) from its own."""
+    return MARKER_TEXT + _LISTED + "\n" + "".join(f"{n}\n" for n in names)
+
+
+def _foreign_entries(target: Path) -> list[str]:
+    """Entries of the Envelope output folder ``target`` that its marker does not list (someone put them there);
+    none for a marker with no list (an older version's, or a batch store's)."""
+    try:
+        text = (target / MARKER).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    if _LISTED not in text:
+        return []
+    listed = set(text.split(_LISTED, 1)[1].splitlines()) | {MARKER}
+    with os.scandir(target) as entries:
+        return sorted(e.name for e in entries if e.name not in listed)
 
 _WORK = re.compile(r"\.envelope-(tmp|old)-([0-9a-f]{12})-(\d+)-[0-9a-f]{8}")
 """Names of the temporary and set-aside folders of a write: kind, tag of the output's name, pid."""
@@ -181,6 +203,12 @@ def _check_replaceable(target: Path) -> None:
         if not target.is_dir():
             raise OutputFolderError(target, "exists and is a file, not a folder; choose another output folder (-o)")
         if (target / MARKER).is_file():
+            foreign = _foreign_entries(target)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise OutputFolderError(target, f"is an Envelope output folder, but holds what Envelope did not write "
+                                                f"there ({shown}), which replacing the folder would delete: move "
+                                                "it out, or choose another output folder (-o)")
             return
         with os.scandir(target) as entries:
             empty = next(entries, None) is None
@@ -223,7 +251,8 @@ def write_folder(target: str | Path, files: dict[str, pd.DataFrame | dict | str 
             doing = f"creating a temporary folder in {target.parent}"
             tmp = _new_folder(target, "tmp")
             _step("created")
-            for name, content in {MARKER: MARKER_TEXT, **files}.items():  # the marker first: a stale copy is ours
+            # the marker first (a stale copy is then ours), listing every file of the run
+            for name, content in {MARKER: marker_text(files), **files}.items():
                 doing = f"writing {name}"
                 path = tmp / name
                 if isinstance(content, pd.DataFrame):
