@@ -544,7 +544,12 @@ def test_solve_twice_replaces_folder_atomically_and_identically(tiny: Path) -> N
     assert first.exit_code == 0, first.stderr
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    (out / "stale.txt").write_text("left from an older run")
+    (out / "notes.txt").write_text("the user's, added later")
+    refused = run("solve", tiny / SCENARIO, "-o", out)          # never deleted by the next run: refused
+    assert refused.exit_code == 2
+    assert "notes.txt" in refused.stderr
+    assert (out / "notes.txt").read_text() == "the user's, added later"
+    (out / "notes.txt").unlink()
 
     second = run("solve", tiny / SCENARIO, "-o", out)
     assert second.exit_code == 0, second.stderr

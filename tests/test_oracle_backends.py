@@ -10,7 +10,7 @@ For each backend and each case (mip_gap 0):
 - a model the backend cannot solve exactly is refused with ``BackendError`` naming the backend, the
   feature and another backend to use.
 
-Examples per backend: ``ENVELOPE_ORACLE_EXAMPLES`` (default 30, slow lane); the fast lane runs 2.
+Examples per backend: ``ENVELOPE_ORACLE_EXAMPLES`` (default 20, slow lane); the fast lane runs 2.
 Reproducible: derandomized, no example database, no deadline (the oracle is cached per scenario, so
 the backends share one enumeration of each case).
 """
@@ -42,7 +42,7 @@ SETTINGS = {
     "phases": (Phase.explicit, Phase.reuse, Phase.generate),   # each OR-Tools solve is a child process
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
-EXAMPLES = int(os.environ.get("ENVELOPE_ORACLE_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("ENVELOPE_ORACLE_EXAMPLES", "20"))
 
 
 def close(a: float, b: float, rtol: float) -> bool:
