@@ -42,6 +42,9 @@ def _fresh_base_solves() -> None:
 #: only, so that ``pytest -m "not slow"`` stays under a minute; each has cheaper siblings in the fast lane.
 SLOW_LANE_ONLY = frozenset({
     "test_report_browser.py::test_hostile_names_never_run",
+    "test_report.py::test_report_refuses_what_it_does_not_own_and_names_bad_folders",
+    "test_report.py::test_spend_and_categories_add_up_with_the_fee_paid_by_the_centre",
+    "test_workbook.py::test_any_text_name_survives_instance_workbook_instance",
     "test_report.py::test_a_plan_funding_nothing_a_rule_based_plan_and_unique_section_ids",
     "test_browser_harness.py::test_requests_are_recorded_and_aborted_and_data_urls_kept_apart",
     "test_browser_harness.py::test_a_closed_browser_leaves_no_process",
