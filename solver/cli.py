@@ -183,6 +183,8 @@ def _engine(options: dict[str, Any], workers: int) -> Any:
     from solver.batch.runner import engine_context
 
     engine, scheduler = options.pop("engine", "local"), options.pop("scheduler", None)
+    if scheduler and engine != "dask":
+        raise InputError(None, "option --scheduler: needs --engine dask")
     return engine_context(engine, workers, scheduler)
 
 
@@ -601,7 +603,8 @@ def report(results: tuple[Path, ...], output: Path, figures: Path | None, title:
     from solver.present.outputs import check_output_folder, write_file, write_folder
     from solver.present.results import read_result
 
-    loaded = [read_result(r) for r in results]
+    given = list({str(r.resolve()): r for r in results}.values())     # a folder given twice is reported once
+    loaded = [read_result(r) for r in given]
     if figures is not None:
         check_output_folder(figures, results)
     page = build_report(loaded, title)

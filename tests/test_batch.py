@@ -261,6 +261,23 @@ def test_a_second_batch_into_the_same_folder_and_a_foreign_folder_are_refused(tm
     assert (mine / "thesis.docx").read_text() == "keep me"
 
 
+def test_a_results_folder_lists_its_entries_so_added_files_are_never_deleted(tmp_path: Path) -> None:
+    """A batch may reuse a solve's folder and be resumed there; a file someone adds to a results folder makes the
+    next run into it (a batch or a solve) refuse the folder, and the file is kept."""
+    out = tmp_path / "store"
+    assert CliRunner().invoke(main, ["solve", str(TINY / "baseline.toml"), "-o", str(out)]).exit_code == 0
+    with open_store(out):
+        pass
+    with open_store(out):                         # resumed: the marker lists the store's entries
+        pass
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="notes.txt"):
+        open_store(out)
+    result = CliRunner().invoke(main, ["solve", str(TINY / "baseline.toml"), "-o", str(out)])
+    assert result.exit_code == 2
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_ctrl_c_keeps_what_finished_and_a_rerun_completes(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep.toml"
     sweep.write_text("[sweep]\nscale = [0.6, 0.7, 0.8, 0.9]\n")

@@ -164,6 +164,26 @@ def test_an_output_folder_holding_what_envelope_did_not_write_there_is_refused(t
     assert {p.name for p in out.iterdir()} == SOLVE_FILES | {MARKER}
 
 
+def test_what_a_file_manager_leaves_and_envelope_reports_do_not_block_a_rerun(tiny: Path, tmp_path: Path) -> None:
+    """.DS_Store, Thumbs.db and unedited reports or workbooks Envelope wrote are not anybody's work: the next run
+    replaces the folder; a folder named like a listed file is somebody's, and is refused, kept."""
+    out = tmp_path / "out"
+    assert solve(tiny / "baseline.toml", out).exit_code == 0
+    (out / ".DS_Store").write_bytes(b"\0")
+    (out / "Thumbs.db").write_bytes(b"\0")
+    report = CliRunner().invoke(main, ["report", str(out), "-o", str(out / "board.html")])
+    assert report.exit_code == 0, report.output
+    assert solve(tiny / "baseline.toml", out).exit_code == 0
+    assert {p.name for p in out.iterdir()} == SOLVE_FILES | {MARKER}
+    (out / "plan.csv").unlink()
+    (out / "plan.csv").mkdir()                              # listed as a file, found as a folder: not ours
+    (out / "plan.csv" / "mine.txt").write_text("mine")
+    refused = solve(tiny / "baseline.toml", out)
+    assert refused.exit_code == 2
+    assert "plan.csv" in refused.stderr
+    assert (out / "plan.csv" / "mine.txt").read_text() == "mine"
+
+
 def test_empty_existing_folder_is_used(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "empty"
     out.mkdir()

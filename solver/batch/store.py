@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from solver.errors import InputError
-from solver.present.outputs import MARKER, MARKER_TEXT, check_output_folder
+from solver.present.outputs import MARKER, check_output_folder, listed_entries, marker_text
 
 try:
     import fcntl
@@ -428,6 +428,20 @@ def _lock(folder: Path) -> int | None:
     return fd
 
 
+#: What a results folder holds (``/``: a folder), listed in its marker so that anything else found there
+#: (someone's notes) makes a later run refuse the folder rather than delete it.
+STORE_ENTRIES = (RUNS, PLANS, MANIFEST, f"{PARTS}/", LOCK, f"{BASES}/", f"{DASK_SCRATCH}/", ".*.tmp-*")
+
+
+def _mark(target: Path) -> None:
+    """Write the results folder's marker (atomically), listing the store's entries and any an earlier Envelope
+    output in the folder listed."""
+    names = list(STORE_ENTRIES) + sorted((listed_entries(target) or set()) - set(STORE_ENTRIES))
+    tmp = target / f".{MARKER}.tmp-{os.getpid()}"
+    tmp.write_text(marker_text(names), encoding="utf-8")
+    os.replace(tmp, target / MARKER)
+
+
 def open_store(folder: str | Path, inputs: Iterable[str | Path] = ()) -> Store:
     """Open ``folder`` for a batch to write: create it (or reuse an earlier results folder, or any Envelope
     output or empty folder; anything else is refused, as is a folder holding an input), take its lock,
@@ -435,9 +449,8 @@ def open_store(folder: str | Path, inputs: Iterable[str | Path] = ()) -> Store:
     target = check_output_folder(folder, inputs)
     try:
         target.mkdir(parents=True, exist_ok=True)
-        if not (target / MARKER).is_file():
-            (target / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         fd = _lock(target)
+        _mark(target)
     except OSError as exc:
         raise InputError(target, f"cannot use this results folder: {exc.strerror or exc}") from None
     try:

@@ -594,22 +594,25 @@ _CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
 
 
 def _count_cells(data: bytes, infos: list[zipfile.ZipInfo], path: Path) -> int:
-    """Cell elements in every XML part of the workbook, counted while streaming it (before anything is loaded)."""
+    """Cell elements in every part of the workbook (a sheet may be stored under any name), counted while streaming
+    it, before anything is loaded; stops once past the limit."""
     total = 0
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         for info in infos:
-            if not info.filename.endswith(".xml") or info.is_dir():
+            if info.is_dir():
                 continue
             try:
                 with z.open(info) as part:
-                    tail = b""
-                    while chunk := part.read(1 << 20):
-                        block = tail + chunk
-                        total += len(_CELL.findall(block))
-                        cut = block.rfind(b"<")
-                        tail = block[cut:] if cut >= 0 and block.find(b">", cut) < 0 else b""
-                        if tail:
-                            total -= len(_CELL.findall(tail))
+                    carry = b""
+                    while True:
+                        chunk = part.read(1 << 20)
+                        block = carry + chunk
+                        if not chunk:
+                            total += len(_CELL.findall(block))
+                            break
+                        edge = max(len(block) - 64, 0)   # a tag cut by the chunk's end: counted with the next
+                        total += sum(1 for m in _CELL.finditer(block) if m.start() < edge)
+                        carry = block[edge:]
                         if total > MAX_WORKBOOK_CELLS:
                             return total
             except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:

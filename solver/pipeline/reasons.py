@@ -364,7 +364,7 @@ def _alone(pl: _Plan, p: Project, start: int, alone: Accounts) -> list[_Reason]:
         if d - gamma * share > money_tolerance(gamma * share):
             out.append(_Reason(
                 "fair_share",
-                f"its own national funding, {_m(d)} over the envelope years (start {fy(start)}), exceeds system "
+                f"its own national funding, {_m(d)} over the envelope years (start {fy(start)}), exceeds "
                 f"{pl.system(s)}'s hard fair-share cap of {_m(gamma * share)} ({gamma:g} × its fair share {_m(share)})",
                 f"its own funding exceeds {s}'s fair-share cap", start, s, None, "fair_share_cap", d, gamma * share))
     return out

@@ -647,15 +647,13 @@ def build_report(results: Sequence[Result], title: str | None = None) -> Report:
     if not results:
         raise ValueError("a report needs at least one result")
     b = _Builder()
-    unique = list({str(Path(r.path).resolve()): r for r in results}.values())   # a folder given twice: once
-    ordered = sorted(unique, key=lambda r: ORDER.index(r.kind))
+    ordered = sorted(results, key=lambda r: ORDER.index(r.kind))
     many = len({r.kind for r in ordered}) < len(ordered)
     for i, r in enumerate(ordered):
         try:
             SECTIONS[r.kind](b, r, f"r{i}-" if many else "")
-        except InputError:
-            raise
-        except Exception as exc:   # a table edited by hand (a bug would show here too: the message names it)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, NotImplementedError) as exc:
+            # a table edited by hand (pyarrow's errors on a text column are ValueError/TypeError/NotImplementedError)
             raise InputError(r.path, f"cannot be reported: its tables are not as envelope {r.kind} writes them "
                                      f"({type(exc).__name__}: {exc})") from exc
     for section in b.sections:     # a table of no rows is left out

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fnmatch
 import hashlib
 import json
 import os
@@ -106,23 +107,52 @@ _LISTED = "Files that run wrote (a later run refuses the folder if it finds anyt
 
 
 def marker_text(names: Iterable[str]) -> str:
-    """The marker of a folder ``write_folder`` writes: what it is, and the files it holds, so that a later run
-    can tell a file someone added (never to be deleted) from its own."""
+    """The marker of a folder Envelope writes: what it is, and the entries it holds (a name ending in ``/`` is a
+    folder; one with ``*`` a pattern, for a writer's temporary files), so that a later run can tell what someone
+    added there (never to be deleted) from its own."""
     return MARKER_TEXT + _LISTED + "\n" + "".join(f"{n}\n" for n in names)
 
 
-def _foreign_entries(target: Path) -> list[str]:
-    """Entries of the Envelope output folder ``target`` that its marker does not list (someone put them there);
-    none for a marker with no list (an older version's, or a batch store's)."""
+def listed_entries(target: Path) -> set[str] | None:
+    """The entries the marker of ``target`` lists, or None for a marker with no list (an older version's)."""
     try:
         text = (target / MARKER).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return []
+        return None
     if _LISTED not in text:
+        return None
+    return {n for n in text.split(_LISTED, 1)[1].split("\n") if n}
+
+
+#: Files a file manager or an operating system leaves in any folder it shows: never anybody's work.
+_SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "ehthumbs.db"})
+
+
+def _foreign_entries(target: Path) -> list[str]:
+    """Entries of the Envelope output folder ``target`` that would be lost by replacing it: anything its marker
+    does not list (or lists as a file but is a folder, or the other way round), except what a file manager
+    leaves and reports or workbooks Envelope wrote that nobody has edited. None for a marker with no list."""
+    from solver.data.workbook import is_envelope_workbook
+    from solver.present.html_report import is_envelope_report
+
+    listed = listed_entries(target)
+    if listed is None:
         return []
-    listed = set(text.split(_LISTED, 1)[1].splitlines()) | {MARKER}
+    foreign = []
     with os.scandir(target) as entries:
-        return sorted(e.name for e in entries if e.name not in listed)
+        for e in entries:
+            if e.name == MARKER or e.name in _SYSTEM_FILES or e.name.startswith("._"):
+                continue
+            is_file, is_dir = e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)
+            if (is_file and e.name in listed) or (is_dir and f"{e.name}/" in listed):
+                continue
+            if any("*" in n and fnmatch.fnmatchcase(e.name, n) for n in listed):   # a writer's own temporaries
+                continue
+            path = Path(e.path)
+            if is_file and (is_envelope_report(path) or is_envelope_workbook(path)):
+                continue
+            foreign.append(e.name)
+    return sorted(foreign)
 
 _WORK = re.compile(r"\.envelope-(tmp|old)-([0-9a-f]{12})-(\d+)-[0-9a-f]{8}")
 """Names of the temporary and set-aside folders of a write: kind, tag of the output's name, pid."""
