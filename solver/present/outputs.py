@@ -132,9 +132,6 @@ def _foreign_entries(target: Path) -> list[str]:
     """Entries of the Envelope output folder ``target`` that would be lost by replacing it: anything its marker
     does not list (or lists as a file but is a folder, or the other way round), except what a file manager
     leaves and reports or workbooks Envelope wrote that nobody has edited. None for a marker with no list."""
-    from solver.data.workbook import is_envelope_workbook
-    from solver.present.html_report import is_envelope_report
-
     listed = listed_entries(target)
     if listed is None:
         return []
@@ -148,9 +145,12 @@ def _foreign_entries(target: Path) -> list[str]:
                 continue
             if any("*" in n and fnmatch.fnmatchcase(e.name, n) for n in listed):   # a writer's own temporaries
                 continue
-            path = Path(e.path)
-            if is_file and (is_envelope_report(path) or is_envelope_workbook(path)):
-                continue
+            if is_file:
+                from solver.data.workbook import is_envelope_workbook  # only now: both import heavy libraries
+                from solver.present.html_report import is_envelope_report
+
+                if is_envelope_report(Path(e.path)) or is_envelope_workbook(Path(e.path)):
+                    continue
             foreign.append(e.name)
     return sorted(foreign)
 
