@@ -130,9 +130,10 @@ def test_exact_money_fast_slice(backend: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SIZES[::2])
 def test_exact_money_sweep(backend: str, size: float) -> None:
-    """Row sizes 10⁰…10⁶ £m, four knapsacks each."""
+    """Row sizes 10⁰, 10², 10⁴ and 10⁶ £m (the smallest, the largest and every second power between: the odd
+    powers add no case the even ones miss, and cost CI a minute), four knapsacks each."""
     seen = [check_exact(c, b, best, backend) for c, b, best in instances(size, 4, seed=int(size))]
     assert seen
 
