@@ -15,6 +15,7 @@ during that stop are ignored (the stop is bounded; SIGKILL still works, and leav
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import textwrap
@@ -603,7 +604,7 @@ def report(results: tuple[Path, ...], output: Path, figures: Path | None, title:
     from solver.present.outputs import check_output_folder, write_file, write_folder
     from solver.present.results import read_result
 
-    given = list({str(r.resolve()): r for r in results}.values())     # a folder given twice is reported once
+    given = list({os.path.realpath(r): r for r in results}.values())     # a folder given twice is reported once
     loaded = [read_result(r) for r in given]
     if figures is not None:
         check_output_folder(figures, results)
