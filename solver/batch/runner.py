@@ -95,13 +95,8 @@ class BatchLines(LineProgress):
         """``n`` of the scenarios done failed."""
         self.failed += n
 
-    def finish(self) -> None:
-        """A closing line if the batch ran long enough to have been reported."""
-        self.finish_quietly()
-        with self._lock:
-            took = self.clock() - self.t0
-            if self.spoke or took >= self.interval:
-                self._write(f"{self.label}: {self.done}/{self.total} done ({self.failed} failed) in {_duration(took)}")
+    def _closing(self, took: float) -> str:
+        return f"{self.label}: {self.done}/{self.total} done ({self.failed} failed) in {_duration(took)}"
 
 
 class BatchBar(BarProgress):

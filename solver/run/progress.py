@@ -133,7 +133,11 @@ class LineProgress:
         with self._lock:
             took = self.clock() - self.t0
             if self.spoke or took >= self.interval:
-                self._write(f"{self.label}: {self.done}/{self.total} {self.unit} done in {_seconds(took)}")
+                self._write(self._closing(took))
+
+    def _closing(self, took: float) -> str:
+        """The closing line of a stage that took ``took`` seconds."""
+        return f"{self.label}: {self.done}/{self.total} {self.unit} done in {_seconds(took)}"
 
 
 class BarProgress:
