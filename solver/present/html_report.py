@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -172,12 +172,12 @@ class _Builder:
         self.plots[key] = fig
         section.figures.append(Figure(key, title, caption, F.svg(fig, f"f{len(self.plots)}")))
 
-    def add(self, section: Section, tables: Iterable[Table | None] = ()) -> Section:
+    def add(self, section: Section) -> Section:
+        """Append ``section``, its id made unique on the page."""
         taken = {s.id for s in self.sections}
         base, n = section.id, 2
         while section.id in taken:
             section.id, n = f"{base}-{n}", n + 1
-        section.tables.extend(t for t in tables if t is not None)
         self.sections.append(section)
         return section
 
