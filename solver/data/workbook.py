@@ -25,7 +25,6 @@ text (a name ``=1+1`` is stored as text, never as a formula), and the bytes of a
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import math
@@ -192,10 +191,12 @@ def is_envelope_workbook(path: str | Path) -> bool:
 
 
 def new_workbook() -> Any:
-    """An empty write-only workbook (fast, low memory) with fixed properties."""
+    """An empty workbook with fixed properties, built in memory: openpyxl's write-only mode keeps each sheet in a
+    temporary file of its own, which a killed run would leave behind."""
     from openpyxl import Workbook
 
-    wb = Workbook(write_only=True)
+    wb = Workbook()
+    wb.remove(wb.active)
     wb.properties.creator = "Envelope"
     wb.properties.created = FIXED_TIME
     return wb
@@ -246,26 +247,31 @@ class _Unstorable(ValueError):
     """A text an .xlsx cell cannot hold (a control character, or longer than Excel allows)."""
 
 
-def _cell(ws: Any, value: Any, number_format: str | None = None, bold: bool = False, strict: bool = True) -> Any:
-    """A write-only cell; text is stored as text, never as a formula. ``strict``: a text a cell cannot hold raises
-    ``_Unstorable``; otherwise its control characters are shown as escapes and it is shortened."""
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-
+def _storable(value: Any, strict: bool = True) -> Any:
+    """``value`` as a cell can hold it. ``strict``: a text a cell cannot hold raises ``_Unstorable``; otherwise its
+    control characters are shown as escapes and it is shortened."""
     if isinstance(value, str) and (_ILLEGAL.search(value) or len(value) > EXCEL_CELL_CHARS):
         if strict:
             raise _Unstorable(value)
         value = _ILLEGAL.sub(lambda m: safe_text(m.group()), value)
         if len(value) > EXCEL_CELL_CHARS:
             value = value[:EXCEL_CELL_CHARS - 1] + "…"
-    cell = WriteOnlyCell(ws, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"  # openpyxl takes a text starting with '=' for a formula
-    if number_format and isinstance(value, int | float) and not isinstance(value, bool):
-        cell.number_format = number_format
-    if bold:
-        cell.font = Font(bold=True)
-    return cell
+    return value
+
+
+def _append(ws: Any, values: list[Any], formats: dict[int, str], bold: bool = False) -> None:
+    """One row at the end of ``ws``: text stored as text, never as a formula; ``formats`` on its number cells."""
+    from openpyxl.styles import Font
+
+    ws.append(values)
+    font = Font(bold=True) if bold else None
+    for j, (cell, value) in enumerate(zip(ws[ws.max_row], values)):
+        if isinstance(value, str):
+            cell.data_type = "s"  # openpyxl takes a text starting with '=' for a formula
+        elif j in formats and isinstance(value, int | float) and not isinstance(value, bool):
+            cell.number_format = formats[j]
+        if font is not None:
+            cell.font = font
 
 
 def _width(values: Iterable[Any]) -> float:
@@ -299,25 +305,17 @@ def add_sheet(wb: Any, title: str, columns: Sequence[str], rows: Sequence[Sequen
     ws.freeze_panes = "A2"
     if autofilter and columns:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
-    ws.append([_cell(ws, str(name), bold=True, strict=False) for name in columns])
+    _append(ws, [_storable(str(name), strict=False) for name in columns], {}, bold=True)
     for i, row in enumerate(rows):
         cells = []
         for j, v in enumerate(row):
             try:
-                cells.append(_cell(ws, v, formats.get(j), strict=strict))
+                cells.append(_storable(v, strict=strict))
             except _Unstorable:
                 if on_unstorable is not None:
                     raise on_unstorable(i, j) from None
                 raise
-        ws.append(cells)
-
-
-def discard(wb: Any) -> None:
-    """Close the sheets of a write-only workbook that will not be saved (after an error), so nothing is left
-    open."""
-    for ws in getattr(wb, "_sheets", []):
-        with contextlib.suppress(Exception):
-            ws.close()
+        _append(ws, cells, formats)
 
 
 def to_bytes(wb: Any) -> bytes:
@@ -476,31 +474,27 @@ def instance_workbook(source: str | Path | Instance, layout: str = "tables",
         book.meta = dict(meta)
     where = str(source.root) if isinstance(source, Instance) else str(source)
     wb = new_workbook()
-    try:
-        taken: set[str] = set()
-        described: dict[str, Sequence[str]] = {}
-        if layout == "bids":
-            columns, rows = _bids_rows(book.instance)
-            formats = {j: MONEY_FORMAT for j, c in enumerate(columns) if _COST.fullmatch(c)}
-            formats.update(_formats(ProjectRow, columns))
-            add_sheet(wb, sheet_title("bids", taken), columns, rows, formats,
-                      on_unstorable=_unstorable(f"{where}/projects", columns))
-            described["bids"] = columns
-            names = [n for n in ("envelope", "organisations", "systems") if n in book.tables]
-        else:
-            names = [n for n in ALL_TABLE_MODELS if n in book.tables]
-        for name in names:
-            _table_sheet(wb, taken, name, book.tables[name], where)
-            described[name] = list(book.tables[name].columns)
-        add_sheet(wb, sheet_title("instance", taken), ["key", "value"], _instance_rows(book.meta), autofilter=False,
-                  on_unstorable=lambda i, j: InputError(f"{where}/instance.toml", "a value has a control character or "
-                                                        "is too long for an .xlsx cell", row=i + 1))
-        intro = [["", "", line] for line in README_INTRO[layout]]
-        add_sheet(wb, sheet_title("README", taken), ["sheet", "column", "meaning"],
-                  intro + _readme_rows(layout, described), autofilter=False, strict=False)
-    except BaseException:
-        discard(wb)
-        raise
+    taken: set[str] = set()
+    described: dict[str, Sequence[str]] = {}
+    if layout == "bids":
+        columns, rows = _bids_rows(book.instance)
+        formats = {j: MONEY_FORMAT for j, c in enumerate(columns) if _COST.fullmatch(c)}
+        formats.update(_formats(ProjectRow, columns))
+        add_sheet(wb, sheet_title("bids", taken), columns, rows, formats,
+                  on_unstorable=_unstorable(f"{where}/projects", columns))
+        described["bids"] = columns
+        names = [n for n in ("envelope", "organisations", "systems") if n in book.tables]
+    else:
+        names = [n for n in ALL_TABLE_MODELS if n in book.tables]
+    for name in names:
+        _table_sheet(wb, taken, name, book.tables[name], where)
+        described[name] = list(book.tables[name].columns)
+    add_sheet(wb, sheet_title("instance", taken), ["key", "value"], _instance_rows(book.meta), autofilter=False,
+              on_unstorable=lambda i, j: InputError(f"{where}/instance.toml", "a value has a control character or "
+                                                    "is too long for an .xlsx cell", row=i + 1))
+    intro = [["", "", line] for line in README_INTRO[layout]]
+    add_sheet(wb, sheet_title("README", taken), ["sheet", "column", "meaning"],
+              intro + _readme_rows(layout, described), autofilter=False, strict=False)
     return to_bytes(wb)
 
 
@@ -1069,6 +1063,6 @@ def _years(text: str, label: str, row: int, column: str) -> list[int]:
                             f"{safe_text(t)[:40]!r})", row=row, column=column)
 
 
-__all__ = ["ImportedWorkbook", "add_sheet", "discard", "excel_value", "import_workbook", "instance_workbook",
+__all__ = ["ImportedWorkbook", "add_sheet", "excel_value", "import_workbook", "instance_workbook",
            "is_envelope_workbook", "new_workbook", "number_text", "read_workbook", "sheet_rows", "sheet_title",
            "to_bytes"]

@@ -19,7 +19,6 @@ from solver.data.workbook import (
     MONEY_FORMAT,
     SHARE_FORMAT,
     add_sheet,
-    discard,
     excel_value,
     new_workbook,
     sheet_rows,
@@ -100,15 +99,11 @@ def result_workbook(result: Result) -> bytes:
     wb = new_workbook()
     taken = {"summary"}
     summary = flatten(result.summary) if result.summary else [("kind", result.kind), ("name", result.name)]
-    try:
-        add_sheet(wb, "summary", ["key", "value"], [list(r) for r in summary], autofilter=False, strict=False)
-        for name in _ordered(list(result.tables)):
-            frame = result.tables[name]
-            add_sheet(wb, sheet_title(name, taken), [str(c) for c in frame.columns], sheet_rows(frame),
-                      _formats(frame), strict=False)
-    except BaseException:
-        discard(wb)
-        raise
+    add_sheet(wb, "summary", ["key", "value"], [list(r) for r in summary], autofilter=False, strict=False)
+    for name in _ordered(list(result.tables)):
+        frame = result.tables[name]
+        add_sheet(wb, sheet_title(name, taken), [str(c) for c in frame.columns], sheet_rows(frame),
+                  _formats(frame), strict=False)
     return to_bytes(wb)
 
 
