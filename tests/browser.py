@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -187,14 +188,18 @@ class Browser:
         self.killed = False  # whether the watchdog killed Chromium
         playwright = _DRIVER.acquire()
         before = _descendants(_DRIVER.pids())
+        # Chromium leaves its singleton socket folders (org.chromium.Chromium.*) in TMPDIR: give it one of its own,
+        # removed on close
+        self._tmp = tempfile.mkdtemp(prefix="envelope-chromium-")
         try:
             started = time.perf_counter()
             self._browser = playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS),
-                                                       timeout=timeout * 1000)
+                                                       timeout=timeout * 1000, env={**os.environ, "TMPDIR": self._tmp})
             self.launch_seconds = time.perf_counter() - started
             self.version: str = self._browser.version
         except Exception as error:
             self.survivors = _DRIVER.release()
+            shutil.rmtree(self._tmp, ignore_errors=True)
             raise BrowserError(f"Chromium at {executable} failed to start: {str(error).splitlines()[0]}") from error
         self._roots = _descendants(_DRIVER.pids()) - before - _DRIVER.pids()
         self._track()
@@ -267,6 +272,7 @@ class Browser:
             self.survivors = _reap(self.processes)
         finally:
             self.survivors += _DRIVER.release()
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def alive(self) -> list[int]:
         """The pids of this browser's processes that are still running."""
